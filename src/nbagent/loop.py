@@ -1,0 +1,276 @@
+"""The agent loop: a resumable state machine that yields events.
+
+`drive(session, run)` advances a `Run` until the model is done, or until it
+must wait for someone: an approval (`awaiting_approval`) or tool results the
+caller executes itself (`awaiting_tool_results`). Calling `drive` again with the
+same `Run` picks up where it stopped. Whatever happens (API error,
+KeyboardInterrupt, a consumer that stops iterating), the history it leaves is
+a valid Messages API history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+from .events import (
+    ApprovalRequest,
+    ErrorEvent,
+    Event,
+    Notice,
+    TextDelta,
+    ToolCall,
+    ToolCallEvent,
+    ToolOutput,
+    ToolResultEvent,
+    TurnEnd,
+    Usage,
+)
+from .history import (
+    append_user_content,
+    block_to_param,
+    text_of,
+    tool_result_block,
+    unanswered_tool_calls,
+)
+
+if TYPE_CHECKING:
+    from .agent import Agent
+
+AWAITING_APPROVAL = "awaiting_approval"
+AWAITING_TOOL_RESULTS = "awaiting_tool_results"
+
+
+@dataclass
+class Run:
+    """The state of one user turn, kept between suspensions."""
+
+    execute_tools: bool = True
+    rounds: int = 0  # rounds of tool use so far
+    results: dict[str, ToolOutput] = field(default_factory=dict)
+    decisions: dict[str, str] = field(default_factory=dict)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    text: str = ""
+    stop_reason: str | None = None
+    pending_approval: ToolCall | None = None
+    error: BaseException | None = None
+    partial_text: list[str] = field(default_factory=list)
+
+    @property
+    def suspended(self) -> bool:
+        return self.stop_reason in (AWAITING_APPROVAL, AWAITING_TOOL_RESULTS)
+
+
+def drive(agent: Agent, run: Run) -> Generator[Event, None, None]:
+    run.stop_reason = None
+    run.pending_approval = None
+    try:
+        yield from _advance(agent, run)
+    except KeyboardInterrupt:
+        _close(agent, run, "interrupted: the user stopped the turn before this tool ran")
+        run.stop_reason = "interrupted"
+        yield TurnEnd("interrupted", "Interrupted by the user.")
+    except GeneratorExit:
+        # The consumer stopped iterating (e.g. an interrupt in a renderer): keep the
+        # history valid; nothing more can be yielded.
+        if not run.suspended:
+            _close(agent, run, "interrupted: the turn was stopped before this tool ran")
+            run.stop_reason = run.stop_reason or "interrupted"
+        raise
+    except Exception as exc:
+        if not _is_api_or_config_error(exc):
+            raise
+        _close(agent, run, "not run: the turn ended with an error")
+        run.stop_reason = "error"
+        run.error = exc
+        message = describe_error(exc)
+        yield ErrorEvent(message, exc)
+        yield TurnEnd("error", message)
+
+
+def _advance(agent: Agent, run: Run) -> Generator[Event, None, None]:
+    while True:
+        pending = [c for c in unanswered_tool_calls(agent.messages) if c.id not in run.results]
+        if pending or unanswered_tool_calls(agent.messages):
+            if not run.execute_tools:
+                if pending:
+                    run.stop_reason = AWAITING_TOOL_RESULTS
+                    yield TurnEnd(AWAITING_TOOL_RESULTS, "Waiting for tool results.")
+                    return
+            else:
+                approved = yield from _check_permissions(agent, run, pending)
+                if approved is None:
+                    return
+                yield from _execute(agent, run, approved)
+            _answer_tool_calls(agent, run)
+            run.rounds += 1
+
+        final = run.rounds >= agent.max_turns
+        params = agent.request_params(final=final)
+        run.partial_text = []
+        stream = agent.provider.stream(params)
+        while True:
+            try:
+                event = next(stream)
+            except StopIteration as stop:
+                message = stop.value
+                break
+            if isinstance(event, TextDelta):
+                run.partial_text.append(event.text)
+            yield event
+        run.partial_text = []
+
+        usage = agent.record_usage(message)
+        run.usage = run.usage + usage
+        yield usage
+
+        content = [block_to_param(b) for b in message.content]
+        if content:
+            agent.messages.append({"role": "assistant", "content": content})
+        text = text_of({"content": content})
+        if text:
+            run.text = text
+
+        stop_reason = message.stop_reason or "end_turn"
+        calls = unanswered_tool_calls(agent.messages)
+        if stop_reason == "tool_use" and calls and not final:
+            for call in calls:
+                run.tool_calls.append(call)
+                yield ToolCallEvent(call)
+            continue
+        if stop_reason == "pause_turn":
+            # A server tool paused a long turn: sending the history back resumes it.
+            continue
+
+        if calls:
+            reason = "turn limit reached" if final else f"the response ended ({stop_reason})"
+            _close(agent, run, f"not run: {reason}")
+        notice = _stop_notice(agent, stop_reason, final)
+        if notice:
+            yield notice
+        run.stop_reason = "max_turns" if final else stop_reason
+        yield TurnEnd(run.stop_reason, notice.text if notice else "")
+        return
+
+
+def _check_permissions(
+    agent: Agent, run: Run, pending: list[ToolCall]
+) -> Generator[Event, None, list[ToolCall] | None]:
+    """Settle each pending call's permission; None means the run is suspended."""
+    approved: list[ToolCall] = []
+    for call in pending:
+        category = agent.tool_runner.category(call.name)
+        verdict = agent.policy.verdict(call.name, category)  # type: ignore[arg-type]
+        if verdict == "ask":
+            decision = run.decisions.pop(call.id, None)
+            if decision is None and agent.approve is not None:
+                yield ApprovalRequest(call, category)
+                decision = agent.approve(call)
+            if decision is None:
+                run.pending_approval = call
+                run.stop_reason = AWAITING_APPROVAL
+                yield ApprovalRequest(call, category)
+                yield TurnEnd(AWAITING_APPROVAL, f"Waiting for approval of {call.name}.")
+                return None
+            if decision == "always":
+                agent.policy.remember(call.name)
+            verdict = "deny" if decision == "deny" else "allow"
+        if verdict == "deny":
+            output = ToolOutput(agent.policy.refusal(call.name, category), is_error=True)  # type: ignore[arg-type]
+            output = ToolOutput(output.content, True, "denied")
+            run.results[call.id] = output
+            yield ToolResultEvent(call, output)
+        else:
+            approved.append(call)
+    return approved
+
+
+def _execute(agent: Agent, run: Run, calls: list[ToolCall]) -> Generator[Event, None, None]:
+    for call, output, elapsed in agent.tool_runner.run(calls):
+        run.results[call.id] = output
+        yield from agent.drain_notices()
+        yield ToolResultEvent(call, output, elapsed)
+
+
+def _answer_tool_calls(agent: Agent, run: Run) -> None:
+    calls = unanswered_tool_calls(agent.messages)
+    blocks = [tool_result_block(c.id, run.results.pop(c.id)) for c in calls]
+    append_user_content(agent.messages, blocks)
+
+
+def _close(agent: Agent, run: Run, reason: str) -> None:
+    """Answer every open tool call (with `reason` where no result exists) and keep
+    any partial text, so the history stays valid after a failure."""
+    if run.partial_text:
+        text = "".join(run.partial_text)
+        run.partial_text = []
+        agent.messages.append(
+            {"role": "assistant", "content": [{"type": "text", "text": text + "\n\n[interrupted]"}]}
+        )
+        run.text = text
+    calls = unanswered_tool_calls(agent.messages)
+    if calls:
+        for call in calls:
+            run.results.setdefault(call.id, ToolOutput(reason, is_error=True))
+        _answer_tool_calls(agent, run)
+    run.results.clear()
+
+
+def _stop_notice(agent: Agent, stop_reason: str, final: bool) -> Notice | None:
+    if final:
+        return Notice(
+            f"Reached the limit of {agent.max_turns} tool rounds; the model answered from what it had.",
+            "warning",
+        )
+    if stop_reason == "max_tokens":
+        return Notice(
+            f"The answer was cut off at max_tokens ({agent.max_tokens}). "
+            "Ask to continue, or raise max_tokens.",
+            "warning",
+        )
+    if stop_reason == "refusal":
+        return Notice("The model declined to answer this request (stop reason: refusal).", "warning")
+    return None
+
+
+def _is_api_or_config_error(exc: BaseException) -> bool:
+    if isinstance(exc, ConfigError):
+        return True
+    import anthropic
+
+    return isinstance(exc, anthropic.APIError)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line a user can act on."""
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    import anthropic
+
+    if isinstance(exc, anthropic.AuthenticationError):
+        return "The API key was rejected (401): check ANTHROPIC_API_KEY."
+    if isinstance(exc, anthropic.NotFoundError):
+        return f"Not found (404): check the model name and ANTHROPIC_BASE_URL. {_api_message(exc)}"
+    if isinstance(exc, anthropic.RateLimitError):
+        return f"Rate limited (429) after retries: wait and try again. {_api_message(exc)}"
+    if isinstance(exc, anthropic.APIStatusError):
+        if exc.status_code == 529:
+            return "The API is overloaded (529) after retries: try again shortly."
+        return f"API error {exc.status_code}: {_api_message(exc)}"
+    if isinstance(exc, anthropic.APITimeoutError):
+        return "The request timed out: try again, or raise the timeout."
+    if isinstance(exc, anthropic.APIConnectionError):
+        return f"Connection to the API failed or dropped: {exc}. The conversation is intact; try again."
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _api_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+    return str(getattr(exc, "message", "") or exc)

@@ -1,0 +1,5 @@
+"""Model providers: the boundary between the loop and a model API."""
+
+from .base import Provider
+
+__all__ = ["Provider"]

@@ -1,0 +1,99 @@
+"""The Anthropic Messages API through the official SDK, always streaming."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from ..events import Event, TextDelta, ThinkingDelta, ToolCallStart, ToolInputDelta
+
+if TYPE_CHECKING:
+    import anthropic
+    from anthropic.types import Message
+
+
+class AnthropicProvider:
+    """Streams requests with `client.messages.stream`; the SDK does the retries."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        auth_token: str | None = None,
+        base_url: str | None = None,
+        max_retries: int = 2,
+        timeout: float = 600.0,
+    ) -> None:
+        self._options: dict[str, Any] = {
+            "api_key": api_key,
+            "auth_token": auth_token,
+            "base_url": base_url,
+            "max_retries": max_retries,
+            "timeout": timeout,
+        }
+        self._client: anthropic.Anthropic | None = None
+
+    @property
+    def client(self) -> anthropic.Anthropic:
+        # Imported on first use: `import anthropic` costs about a second, which
+        # `%load_ext nbagent` must not pay.
+        if self._client is None:
+            import anthropic
+
+            self._client = anthropic.Anthropic(**self._options)
+        return self._client
+
+    def stream(self, params: dict[str, Any]) -> Generator[Event, None, Message]:
+        try:
+            return (yield from self._stream(params))
+        except _transport_errors() as exc:
+            # The SDK retries failed connections, but a stream cut mid-body
+            # surfaces as the HTTP library's own error; give callers the SDK's
+            # typed connection error instead.
+            import anthropic
+
+            raise anthropic.APIConnectionError(
+                message=f"The response stream was cut off: {exc}", request=_request_of(exc)
+            ) from exc
+
+    def _stream(self, params: dict[str, Any]) -> Generator[Event, None, Message]:
+        with self.client.messages.stream(**params) as stream:
+            for event in stream:
+                kind = event.type
+                if kind == "content_block_delta":
+                    delta = event.delta
+                    if delta.type == "text_delta":
+                        yield TextDelta(delta.text)
+                    elif delta.type == "thinking_delta":
+                        yield ThinkingDelta(delta.thinking)
+                    elif delta.type == "input_json_delta":
+                        block = stream.current_message_snapshot.content[event.index]
+                        yield ToolInputDelta(getattr(block, "id", ""), delta.partial_json)
+                elif kind == "content_block_start" and event.content_block.type == "tool_use":
+                    yield ToolCallStart(event.content_block.id, event.content_block.name)
+            return stream.get_final_message()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    import importlib
+
+    found: list[type[BaseException]] = []
+    for name in ("httpx2", "httpx"):  # the SDK moved to httpx2; older SDKs use httpx
+        try:
+            found.append(importlib.import_module(name).TransportError)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
+def _request_of(exc: BaseException) -> Any:
+    try:
+        return exc.request  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):
+        import httpx2
+
+        return httpx2.Request("POST", "/v1/messages")

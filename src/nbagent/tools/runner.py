@@ -1,0 +1,93 @@
+"""Run the model's tool calls: validation, errors as results, concurrency, clipping.
+
+Consecutive read-only calls run concurrently in threads; anything that writes
+or executes runs alone, on the calling thread, in the order the model asked.
+(Live-namespace tools must run on the kernel's main thread.)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+from ..events import ToolCall, ToolOutput
+from .base import Tool, ToolError, log_call
+from .clip import clip_output
+
+
+class ToolRunner:
+    def __init__(self, tools: Iterable[Tool], *, max_output_chars: int = 30_000, max_workers: int = 4):
+        self.tools: dict[str, Tool] = {}
+        for t in tools:
+            if t.name in self.tools:
+                raise ValueError(f"two tools are named {t.name!r}")
+            self.tools[t.name] = t
+        self.max_output_chars = max_output_chars
+        self.max_workers = max_workers
+
+    def params(self) -> list[dict]:
+        return [t.to_param() for t in self.tools.values()]
+
+    def category(self, name: str) -> str:
+        tool = self.tools.get(name)
+        return tool.category if tool else "read"
+
+    def run_one(self, call: ToolCall) -> ToolOutput:
+        """Run one call; every failure becomes an `is_error` result the model can read."""
+        tool = self.tools.get(call.name)
+        if tool is None:
+            names = ", ".join(sorted(self.tools)) or "none"
+            return ToolOutput(f"Unknown tool '{call.name}'. Available tools: {names}.", is_error=True)
+        log_call(call.name, call.input)
+        try:
+            output = tool.call(call.input)
+        except ToolError as exc:
+            output = ToolOutput(f"Error: {exc}", is_error=True)
+        except Exception as exc:  # a tool bug must not end the conversation
+            output = ToolOutput(f"Error: {call.name} raised {type(exc).__name__}: {exc}", is_error=True)
+        output = clip_output(output, self.max_output_chars)
+        if not output.summary:
+            output = ToolOutput(output.content, output.is_error, summarize(output))
+        return output
+
+    def run(self, calls: list[ToolCall]) -> Iterator[tuple[ToolCall, ToolOutput, float]]:
+        """Yield (call, output, seconds) in the model's order."""
+        i = 0
+        while i < len(calls):
+            j = i
+            while j < len(calls) and self._parallel_safe(calls[j]):
+                j += 1
+            if j - i > 1:
+                yield from self._run_concurrently(calls[i:j])
+                i = j
+                continue
+            start = time.perf_counter()
+            output = self.run_one(calls[i])
+            yield calls[i], output, time.perf_counter() - start
+            i += 1
+
+    def _parallel_safe(self, call: ToolCall) -> bool:
+        tool = self.tools.get(call.name)
+        return tool is not None and tool.read_only
+
+    def _run_concurrently(self, calls: list[ToolCall]) -> Iterator[tuple[ToolCall, ToolOutput, float]]:
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(calls))) as pool:
+            futures = [pool.submit(self.run_one, c) for c in calls]
+            for call, future in zip(calls, futures, strict=True):
+                output = future.result()
+                yield call, output, time.perf_counter() - start
+
+
+def summarize(output: ToolOutput, width: int = 100) -> str:
+    text = output.text().strip()
+    first = text.splitlines()[0] if text else ""
+    lines = text.count("\n") + 1 if text else 0
+    if len(first) > width:
+        first = first[: width - 1] + "…"
+    extra = f" (+{lines - 1} lines)" if lines > 1 else ""
+    images = len(output.images())
+    if images:
+        extra += f" [{images} image{'s' if images > 1 else ''}]"
+    return first + extra

@@ -1,0 +1,548 @@
+"""A scripted fake of the Anthropic Messages API, for tests and benchmarks.
+
+Stdlib only: a ``ThreadingHTTPServer`` on 127.0.0.1 (free port) in a daemon
+thread. It speaks enough of the real wire format (JSON and SSE) that the real
+``anthropic`` SDK, including ``client.messages.stream(...)``, works against it.
+
+Usage::
+
+    from tests.fake_anthropic import FakeAnthropic, reply, text, thinking, tool_use, error, cut
+
+    with FakeAnthropic() as server:
+        server.enqueue(
+            reply(thinking("let me see"), tool_use("bash", {"cmd": "ls"})),  # stop_reason "tool_use"
+            error(529, retry_after=0),                    # SDK retries this one...
+            "All done.",                                  # ...and gets this (str = reply(text(s)))
+            cut(reply(text("partial answer " * 10)), after_events=4),  # dropped stream
+        )
+        client = anthropic.Anthropic(base_url=server.url, api_key="sk-ant-fake", max_retries=2)
+        with client.messages.stream(model="claude-x", max_tokens=100, messages=[...]) as s:
+            msg = s.get_final_message()
+        assert server.last_body["model"] == "claude-x"
+
+    # or with a subprocess / env-driven code:
+    os.environ.update(env_for(server))
+
+When the queue is empty, ``server.responder(body)`` (if set) produces the
+response; otherwise the server answers 500 "fake server: no scripted response
+left" so a test fails loudly.
+
+SSE event order for a reply: ``message_start``, ``ping``, then per block
+``content_block_start`` / ``content_block_delta``... / ``content_block_stop``,
+then ``message_delta`` and ``message_stop``. ``cut(reply, n)`` counts events in
+that order. Streams are sent with chunked transfer encoding and flushed per
+event; a cut closes the socket mid-body, which the SDK surfaces as
+``anthropic.APIConnectionError`` (wrapping ``httpx2.RemoteProtocolError``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = [
+    "Block",
+    "Reply",
+    "Error",
+    "Cut",
+    "Response",
+    "FakeAnthropic",
+    "text",
+    "thinking",
+    "tool_use",
+    "reply",
+    "error",
+    "cut",
+    "env_for",
+]
+
+STOP_REASONS = frozenset(
+    {"end_turn", "tool_use", "max_tokens", "pause_turn", "refusal", "stop_sequence"}
+)
+
+DEFAULT_ERROR_TYPES: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+
+FAKE_API_KEY = "sk-ant-fake-test-key"
+
+
+# --------------------------------------------------------------------------- builders
+
+
+@dataclass(frozen=True)
+class Block:
+    """One content block of a scripted reply (text, thinking or tool_use)."""
+
+    type: str
+    text: str = ""
+    signature: str = ""
+    name: str = ""
+    input: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None
+    chunk: int = 20
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A full assistant message."""
+
+    blocks: tuple[Block, ...]
+    stop_reason: str | None = None
+    usage: dict[str, int] | None = None
+    delay: float = 0.0
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class Error:
+    """An HTTP error with Anthropic's JSON error body."""
+
+    status: int
+    message: str = "fake server error"
+    error_type: str | None = None
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Stream the first ``after_events`` SSE events of ``reply``, then drop the connection."""
+
+    reply: Reply
+    after_events: int
+
+
+Response = Reply | Error | Cut | str
+
+
+def text(s: str, chunk: int = 20) -> Block:
+    """A text block, streamed as ``text_delta`` chunks of ``chunk`` characters."""
+    return Block(type="text", text=s, chunk=max(1, chunk))
+
+
+def thinking(s: str, signature: str = "sig-fake-thinking-signature", chunk: int = 20) -> Block:
+    """A thinking block: ``thinking_delta`` chunks followed by one ``signature_delta``."""
+    return Block(type="thinking", text=s, signature=signature, chunk=max(1, chunk))
+
+
+def tool_use(name: str, input: dict[str, Any], id: str | None = None, chunk: int = 15) -> Block:
+    """A tool_use block; input is streamed as ``input_json_delta`` chunks of ``json.dumps(input)``.
+
+    ``id`` defaults to ``toolu_fake_<n>`` (unique per server).
+    """
+    return Block(type="tool_use", name=name, input=dict(input), id=id, chunk=max(1, chunk))
+
+
+def reply(
+    *blocks: Block | str,
+    stop_reason: str | None = None,
+    usage: dict[str, int] | None = None,
+    delay: float = 0.0,
+    model: str | None = None,
+) -> Reply:
+    """A full message. Plain strings are text blocks.
+
+    ``stop_reason`` defaults to "tool_use" if any block is a tool_use, else "end_turn".
+    ``usage`` keys override the rough defaults. ``delay`` is slept between SSE events.
+    ``model`` defaults to the request's model.
+    """
+    bs = tuple(text(b) if isinstance(b, str) else b for b in blocks)
+    if stop_reason is None:
+        stop_reason = "tool_use" if any(b.type == "tool_use" for b in bs) else "end_turn"
+    if stop_reason not in STOP_REASONS:
+        raise ValueError(f"unknown stop_reason {stop_reason!r}")
+    return Reply(blocks=bs, stop_reason=stop_reason, usage=usage, delay=delay, model=model)
+
+
+def error(
+    status: int,
+    message: str = "fake server error",
+    error_type: str | None = None,
+    retry_after: float | None = None,
+) -> Error:
+    """An HTTP error. ``error_type`` defaults by status (429 rate_limit_error, 529 overloaded_error, ...).
+
+    ``retry_after`` sets the ``retry-after`` header (and ``retry-after-ms``, at least 1 ms, so
+    ``retry_after=0`` makes the SDK retry almost immediately instead of using its backoff).
+    """
+    return Error(status=status, message=message, error_type=error_type, retry_after=retry_after)
+
+
+def cut(reply: Reply | str, after_events: int) -> Cut:
+    """Stream only the first ``after_events`` SSE events of ``reply``, then close the socket."""
+    r = Reply(blocks=(text(reply),), stop_reason="end_turn") if isinstance(reply, str) else reply
+    return Cut(reply=r, after_events=after_events)
+
+
+def env_for(server: FakeAnthropic) -> dict[str, str]:
+    """Environment variables pointing the SDK at ``server``."""
+    return {"ANTHROPIC_BASE_URL": server.url, "ANTHROPIC_API_KEY": FAKE_API_KEY}
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _rough_tokens(n_chars: int) -> int:
+    return max(1, n_chars // 4)
+
+
+def _chunks(s: str, size: int) -> list[str]:
+    return [s[i : i + size] for i in range(0, len(s), size)]
+
+
+def _error_body(error_type: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": error_type, "message": message}}
+
+
+@dataclass
+class _Rendered:
+    message: dict[str, Any]
+    events: list[tuple[str, dict[str, Any]]]
+
+
+def _render(
+    r: Reply, body: dict[str, Any], msg_id: str, next_tool_id: Callable[[], str]
+) -> _Rendered:
+    """Turn a Reply into the final Message JSON and its SSE event list."""
+    content: list[dict[str, Any]] = []
+    block_events: list[tuple[str, dict[str, Any]]] = []
+    out_chars = 0
+    for index, b in enumerate(r.blocks):
+        final: dict[str, Any]
+        start: dict[str, Any]
+        deltas: list[dict[str, Any]]
+        if b.type == "text":
+            final = {"type": "text", "text": b.text}
+            start = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": c} for c in _chunks(b.text, b.chunk)]
+            out_chars += len(b.text)
+        elif b.type == "thinking":
+            final = {"type": "thinking", "thinking": b.text, "signature": b.signature}
+            start = {"type": "thinking", "thinking": "", "signature": ""}
+            deltas = [{"type": "thinking_delta", "thinking": c} for c in _chunks(b.text, b.chunk)]
+            deltas.append({"type": "signature_delta", "signature": b.signature})
+            out_chars += len(b.text)
+        elif b.type == "tool_use":
+            tid = b.id or next_tool_id()
+            final = {"type": "tool_use", "id": tid, "name": b.name, "input": b.input}
+            start = {"type": "tool_use", "id": tid, "name": b.name, "input": {}}
+            js = json.dumps(b.input)
+            deltas = [{"type": "input_json_delta", "partial_json": c} for c in _chunks(js, b.chunk)]
+            out_chars += len(js)
+        else:
+            raise ValueError(f"unknown block type {b.type!r}")
+        content.append(final)
+        block_events.append(
+            (
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": start},
+            )
+        )
+        block_events += [
+            ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d})
+            for d in deltas
+        ]
+        block_events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+
+    usage: dict[str, int] = {
+        "input_tokens": _rough_tokens(len(json.dumps(body.get("messages", body)))),
+        "output_tokens": _rough_tokens(out_chars),
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
+    usage.update(r.usage or {})
+    model = r.model or str(body.get("model", "claude-fake"))
+    message: dict[str, Any] = {
+        "id": msg_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": r.stop_reason,
+        "stop_sequence": None,
+        "usage": usage,
+    }
+    start_msg = {
+        **message,
+        "content": [],
+        "stop_reason": None,
+        "usage": {**usage, "output_tokens": 1},
+    }
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("message_start", {"type": "message_start", "message": start_msg}),
+        ("ping", {"type": "ping"}),
+        *block_events,
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": r.stop_reason, "stop_sequence": None},
+                "usage": {"output_tokens": usage["output_tokens"]},
+            },
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return _Rendered(message=message, events=events)
+
+
+# --------------------------------------------------------------------------- server
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    # -- helpers
+
+    def _send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.send_header("request-id", f"req_fake_{self.server.fake._next('req')}")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_error(self, e: Error) -> None:
+        etype = e.error_type or DEFAULT_ERROR_TYPES.get(e.status, "api_error")
+        headers: dict[str, str] = {}
+        if e.retry_after is not None:
+            headers["retry-after"] = f"{e.retry_after:g}"
+            headers["retry-after-ms"] = f"{max(1.0, e.retry_after * 1000):g}"
+        if e.status == 429 or e.status >= 500:
+            headers["x-should-retry"] = "true"
+        self._send_json(e.status, _error_body(etype, e.message), headers)
+
+    def _write_chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def _stream(self, rendered: _Rendered, delay: float, limit: int | None) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream; charset=utf-8")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
+        self.send_header("request-id", f"req_fake_{self.server.fake._next('req')}")
+        self.end_headers()
+        self.wfile.flush()
+        events = rendered.events if limit is None else rendered.events[: max(0, limit)]
+        try:
+            for i, (name, data) in enumerate(events):
+                if delay and i:
+                    time.sleep(delay)
+                self._write_chunk(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+            if limit is None:
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+                return
+        except (BrokenPipeError, ConnectionResetError):  # client went away (interrupt tests)
+            self.close_connection = True
+            return
+        # Cut: drop the connection mid-body (the chunked body is never terminated).
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    # -- routing
+
+    def _read_body(self) -> tuple[dict[str, Any] | None, str | None]:
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if not raw:
+            return {}, None
+        try:
+            obj = json.loads(raw)
+        except ValueError as exc:
+            return None, f"invalid JSON body: {exc}"
+        if not isinstance(obj, dict):
+            return None, "request body must be a JSON object"
+        return obj, None
+
+    def do_POST(self) -> None:
+        body, problem = self._read_body()
+        path = self.path.split("?", 1)[0]
+        fake = self.server.fake
+        fake._record(path, {k.lower(): v for k, v in self.headers.items()}, body)
+        if problem is not None or body is None:
+            self._send_error(Error(400, problem or "bad body"))
+        elif path == "/v1/messages":
+            self._messages(body)
+        elif path == "/v1/messages/count_tokens":
+            self._send_json(200, {"input_tokens": _rough_tokens(len(json.dumps(body)))})
+        else:
+            self._not_found(path)
+
+    def _not_found(self, path: str | None = None) -> None:
+        self._send_error(
+            Error(404, f"fake server: no route for {self.command} {path or self.path}")
+        )
+
+    def do_GET(self) -> None:
+        self._not_found()
+
+    do_PUT = do_DELETE = do_PATCH = do_GET
+
+    def _messages(self, body: dict[str, Any]) -> None:
+        fake = self.server.fake
+        resp = fake._next_response(body)
+        if resp is None:
+            self._send_error(Error(500, "fake server: no scripted response left", "api_error"))
+            return
+        if isinstance(resp, str):
+            resp = reply(text(resp))
+        if isinstance(resp, Error):
+            self._send_error(resp)
+            return
+        r, limit = (resp.reply, resp.after_events) if isinstance(resp, Cut) else (resp, None)
+        rendered = _render(
+            r, body, f"msg_fake_{fake._next('msg')}", lambda: f"toolu_fake_{fake._next('tool')}"
+        )
+        if body.get("stream"):
+            self._stream(rendered, r.delay, limit)
+        elif limit is not None:  # a cut non-streaming request: drop without a response
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        else:
+            self._send_json(200, rendered.message)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    fake: FakeAnthropic
+
+
+class FakeAnthropic:
+    """Scripted fake Messages API server. Starts on construction unless ``start=False``."""
+
+    def __init__(self, start: bool = True) -> None:
+        self._lock = threading.Lock()
+        self._queue: list[Response] = []
+        self._requests: list[dict[str, Any]] = []
+        self._counters: dict[str, itertools.count[int]] = {}
+        self.responder: Callable[[dict[str, Any]], Response] | None = None
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+        if start:
+            self.start()
+
+    # -- lifecycle
+
+    def start(self) -> FakeAnthropic:
+        if self._httpd is not None:
+            return self
+        httpd = _Server(("127.0.0.1", 0), _Handler)
+        httpd.fake = self
+        self._httpd = httpd
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-anthropic",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        httpd, thread = self._httpd, self._thread
+        self._httpd = self._thread = None
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> FakeAnthropic:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("FakeAnthropic is not running")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- scripting
+
+    def enqueue(self, *responses: Response) -> FakeAnthropic:
+        """Append responses to the FIFO queue; each /v1/messages request pops one."""
+        for r in responses:
+            if not isinstance(r, (Reply, Error, Cut, str)):
+                raise TypeError(f"cannot enqueue {type(r).__name__}")
+        with self._lock:
+            self._queue.extend(responses)
+        return self
+
+    def clear(self) -> None:
+        """Forget queued responses, recorded requests and the responder."""
+        with self._lock:
+            self._queue.clear()
+            self._requests.clear()
+        self.responder = None
+
+    @property
+    def pending(self) -> int:
+        """Number of scripted responses not yet consumed."""
+        with self._lock:
+            return len(self._queue)
+
+    # -- inspection
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Snapshot of recorded requests: ``{"path", "headers", "body"}`` dicts."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def last_body(self) -> dict[str, Any] | None:
+        with self._lock:
+            return self._requests[-1]["body"] if self._requests else None
+
+    # -- internals (called from handler threads)
+
+    def _record(self, path: str, headers: dict[str, str], body: dict[str, Any] | None) -> None:
+        with self._lock:
+            self._requests.append({"path": path, "headers": headers, "body": body})
+
+    def _next_response(self, body: dict[str, Any]) -> Response | None:
+        with self._lock:
+            if self._queue:
+                return self._queue.pop(0)
+        responder = self.responder
+        return responder(body) if responder is not None else None
+
+    def _next(self, kind: str) -> int:
+        with self._lock:
+            counter = self._counters.setdefault(kind, itertools.count(1))
+            return next(counter)

@@ -1,0 +1,369 @@
+"""Checks the fake Anthropic server against the real ``anthropic`` SDK."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import anthropic
+import httpx2  # the transport used by anthropic>=2.12 (NOT ``httpx``)
+import pytest
+
+try:
+    from tests.fake_anthropic import (
+        FakeAnthropic,
+        cut,
+        env_for,
+        error,
+        reply,
+        text,
+        thinking,
+        tool_use,
+    )
+except ImportError:  # tests/ not importable as a package
+    from fake_anthropic import (  # type: ignore[no-redef]
+        FakeAnthropic,
+        cut,
+        env_for,
+        error,
+        reply,
+        text,
+        thinking,
+        tool_use,
+    )
+
+MODEL = "claude-test-model"
+MESSAGES: list[dict[str, Any]] = [{"role": "user", "content": "Hello there"}]
+
+
+@pytest.fixture
+def server() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as s:
+        yield s
+
+
+def client(server: FakeAnthropic, max_retries: int = 0) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=server.url, api_key="sk-ant-fake", max_retries=max_retries)
+
+
+def stream_final(c: anthropic.Anthropic, **kw: Any) -> Any:
+    with c.messages.stream(model=MODEL, max_tokens=100, messages=MESSAGES, **kw) as s:
+        return s.get_final_message()
+
+
+def create(c: anthropic.Anthropic, **kw: Any) -> Any:
+    return c.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES, **kw)
+
+
+def raw_post(url: str, body: Any) -> tuple[int, dict[str, str], bytes]:
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+def test_stream_text_accumulates(server: FakeAnthropic) -> None:
+    long = "The quick brown fox jumps over the lazy dog. " * 5
+    server.enqueue(reply(text(long, chunk=7)))
+    msg = stream_final(client(server))
+    assert [b.type for b in msg.content] == ["text"]
+    assert msg.content[0].text == long
+    assert msg.stop_reason == "end_turn"
+    assert msg.model == MODEL
+    assert msg.id.startswith("msg_fake_")
+    assert msg.usage.input_tokens >= 1 and msg.usage.output_tokens >= 1
+
+
+def test_stream_emits_real_sse_sequence(server: FakeAnthropic) -> None:
+    server.enqueue(reply(text("abcdef", chunk=2)))
+    status, headers, raw = raw_post(
+        server.url + "/v1/messages", {"model": MODEL, "stream": True, "messages": []}
+    )
+    assert status == 200
+    assert headers["content-type"].startswith("text/event-stream")
+    events = [e for e in raw.decode().split("\n\n") if e]
+    names = [e.split("\n")[0].removeprefix("event: ") for e in events]
+    assert names == [
+        "message_start",
+        "ping",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    datas = [json.loads(e.split("\n")[1].removeprefix("data: ")) for e in events]
+    assert all(d["type"] == n for d, n in zip(datas, names, strict=True))
+    start = datas[0]["message"]
+    assert (
+        start["content"] == []
+        and start["stop_reason"] is None
+        and start["usage"]["output_tokens"] == 1
+    )
+    assert [d["delta"]["text"] for d in datas[3:6]] == ["ab", "cd", "ef"]
+    assert datas[7]["delta"] == {"stop_reason": "end_turn", "stop_sequence": None}
+
+
+def test_stream_thinking_signature_and_tool_use(server: FakeAnthropic) -> None:
+    args = {
+        "command": "ls -la /tmp",
+        "timeout": 30,
+        "nested": {"a": [1, 2, 3], "b": None, "u": "é✓"},
+    }
+    server.enqueue(
+        reply(
+            thinking("I should list the directory first. " * 3, signature="sig-abc123"),
+            text("Let me check."),
+            tool_use("bash", args, chunk=4),
+        )
+    )
+    msg = stream_final(client(server))
+    assert [b.type for b in msg.content] == ["thinking", "text", "tool_use"]
+    assert msg.content[0].thinking == "I should list the directory first. " * 3
+    assert msg.content[0].signature == "sig-abc123"
+    assert msg.content[1].text == "Let me check."
+    tu = msg.content[2]
+    assert (tu.name, tu.input) == ("bash", args)
+    assert tu.id.startswith("toolu_fake_")
+    assert msg.stop_reason == "tool_use"
+
+
+def test_tool_ids_unique_and_explicit(server: FakeAnthropic) -> None:
+    server.enqueue(
+        reply(tool_use("a", {}), tool_use("b", {"x": 1})),
+        reply(tool_use("c", {}, id="toolu_mine")),
+    )
+    c = client(server)
+    first = stream_final(c)
+    second = create(c)
+    ids = [b.id for b in first.content]
+    assert len(set(ids)) == 2 and all(i.startswith("toolu_fake_") for i in ids)
+    assert second.content[0].id == "toolu_mine"
+
+
+def test_text_event_stream_is_incremental(server: FakeAnthropic) -> None:
+    server.enqueue(reply(text("0123456789", chunk=3)))
+    with client(server).messages.stream(model=MODEL, max_tokens=10, messages=MESSAGES) as s:
+        assert list(s.text_stream) == ["012", "345", "678", "9"]
+
+
+# --------------------------------------------------------------------------- non-stream
+
+
+def test_non_stream_json(server: FakeAnthropic) -> None:
+    server.enqueue(
+        reply(
+            thinking("hmm", signature="sig-x"),
+            text("hi"),
+            tool_use("read", {"path": "a.txt"}),
+            usage={"input_tokens": 123, "cache_read_input_tokens": 7},
+            model="claude-other",
+        )
+    )
+    msg = create(client(server))
+    assert msg.model == "claude-other"
+    assert [b.type for b in msg.content] == ["thinking", "text", "tool_use"]
+    assert (msg.content[0].thinking, msg.content[0].signature) == ("hmm", "sig-x")
+    assert msg.content[2].input == {"path": "a.txt"}
+    assert msg.stop_reason == "tool_use"
+    assert msg.usage.input_tokens == 123
+    assert msg.usage.cache_read_input_tokens == 7
+    assert msg.usage.cache_creation_input_tokens == 0
+
+
+def test_str_shorthand_and_stop_reasons(server: FakeAnthropic) -> None:
+    server.enqueue(
+        "plain",
+        reply(text("cut off"), stop_reason="max_tokens"),
+        reply("p", stop_reason="pause_turn"),
+    )
+    c = client(server)
+    m1 = create(c)
+    assert (m1.content[0].text, m1.stop_reason) == ("plain", "end_turn")
+    assert stream_final(c).stop_reason == "max_tokens"
+    assert create(c).stop_reason == "pause_turn"
+    with pytest.raises(ValueError):
+        reply(text("x"), stop_reason="bogus")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_529_is_retried_then_succeeds(server: FakeAnthropic) -> None:
+    server.enqueue(error(529, "Overloaded", retry_after=0), "recovered")
+    t0 = time.monotonic()
+    msg = stream_final(client(server, max_retries=2))
+    assert msg.content[0].text == "recovered"
+    assert len(server.requests) == 2
+    assert server.requests[1]["headers"]["x-stainless-retry-count"] == "1"
+    assert time.monotonic() - t0 < 0.4  # retry-after-ms honoured, no SDK backoff
+
+
+def test_429_raises_rate_limit_error(server: FakeAnthropic) -> None:
+    server.enqueue(error(429, "slow down", retry_after=0))
+    with pytest.raises(anthropic.RateLimitError) as ei:
+        create(client(server, max_retries=0))
+    assert ei.value.status_code == 429
+    assert ei.value.body == {
+        "type": "rate_limit_error",
+        "message": "slow down",
+    } or "slow down" in str(ei.value)
+    assert ei.value.response.headers["x-should-retry"] == "true"
+    assert ei.value.response.headers["retry-after"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("status", "exc", "etype"),
+    [
+        (400, anthropic.BadRequestError, "invalid_request_error"),
+        (401, anthropic.AuthenticationError, "authentication_error"),
+        (404, anthropic.NotFoundError, "not_found_error"),
+        (500, anthropic.InternalServerError, "api_error"),
+        (529, anthropic.InternalServerError, "overloaded_error"),
+    ],
+)
+def test_error_types(server: FakeAnthropic, status: int, exc: type[Exception], etype: str) -> None:
+    server.enqueue(error(status, "boom"))
+    with pytest.raises(exc) as ei:
+        create(client(server))
+    assert etype in str(ei.value)
+
+
+def test_empty_queue_is_500(server: FakeAnthropic) -> None:
+    with pytest.raises(anthropic.InternalServerError) as ei:
+        create(client(server))
+    assert "fake server: no scripted response left" in str(ei.value)
+    assert len(server.requests) == 1
+
+
+def test_unknown_path_404_and_count_tokens(server: FakeAnthropic) -> None:
+    status, _, raw = raw_post(server.url + "/v1/nope", {})
+    assert status == 404
+    body = json.loads(raw)
+    assert body["type"] == "error" and body["error"]["type"] == "not_found_error"
+    n = client(server).messages.count_tokens(model=MODEL, messages=MESSAGES)
+    assert n.input_tokens >= 1
+
+
+# --------------------------------------------------------------------------- dropped streams
+
+
+def test_cut_stream_raises(server: FakeAnthropic) -> None:
+    # The SDK does not wrap errors raised while iterating an SSE body: a dropped
+    # stream surfaces as the transport's own httpx2.RemoteProtocolError.
+    server.enqueue(cut(reply(text("partial answer " * 10, chunk=5)), after_events=5), "after")
+    c = client(server, max_retries=2)
+    seen: list[str] = []
+    with pytest.raises(httpx2.RemoteProtocolError):
+        with c.messages.stream(model=MODEL, max_tokens=100, messages=MESSAGES) as s:
+            for chunk in s.text_stream:
+                seen.append(chunk)
+    assert seen == ["parti", "al an"]  # message_start, ping, block_start, 2 deltas
+    assert len(server.requests) == 1  # not retried mid-stream
+    assert create(c).content[0].text == "after"  # server still healthy
+
+
+def test_cut_non_stream_raises_connection_error(server: FakeAnthropic) -> None:
+    server.enqueue(cut("never sent", after_events=0))
+    with pytest.raises(anthropic.APIConnectionError):
+        create(client(server))
+
+
+# --------------------------------------------------------------------------- scripting
+
+
+def test_requests_recorded(server: FakeAnthropic) -> None:
+    server.enqueue("a", "b")
+    c = client(server)
+    create(c, system="be brief")
+    stream_final(c, stop_sequences=["END"])
+    reqs = server.requests
+    assert [r["path"] for r in reqs] == ["/v1/messages", "/v1/messages"]
+    assert reqs[0]["body"]["system"] == "be brief"
+    assert reqs[0]["body"]["messages"] == MESSAGES
+    assert "stream" not in reqs[0]["body"] or reqs[0]["body"]["stream"] is False
+    assert reqs[1]["body"]["stream"] is True
+    assert server.last_body is not None and server.last_body["stop_sequences"] == ["END"]
+    assert reqs[0]["headers"]["content-type"] == "application/json"
+    assert "anthropic-version" in reqs[0]["headers"]
+    server.clear()
+    assert server.requests == [] and server.last_body is None and server.pending == 0
+
+
+def test_responder_used_when_queue_empty(server: FakeAnthropic) -> None:
+    server.responder = lambda body: reply(text(f"echo: {body['messages'][-1]['content']}"))
+    server.enqueue("queued first")
+    c = client(server)
+    assert create(c).content[0].text == "queued first"
+    assert stream_final(c).content[0].text == "echo: Hello there"
+    assert create(c).content[0].text == "echo: Hello there"
+
+
+def test_many_concurrent_requests_are_fast(server: FakeAnthropic) -> None:
+    server.responder = lambda body: reply(text(body["messages"][0]["content"] * 3))
+    c = client(server)
+    t0 = time.monotonic()
+
+    def one(i: int) -> str:
+        msgs = [{"role": "user", "content": f"m{i}"}]
+        with c.messages.stream(model=MODEL, max_tokens=10, messages=msgs) as s:
+            return s.get_final_message().content[0].text
+
+    with ThreadPoolExecutor(8) as pool:
+        out = list(pool.map(one, range(60)))
+    assert out == [f"m{i}" * 3 for i in range(60)]
+    assert len(server.requests) == 60
+    assert time.monotonic() - t0 < 5
+
+
+def test_delay_slows_stream_and_interrupt_is_prompt(server: FakeAnthropic) -> None:
+    delay = 0.04
+    server.enqueue(reply(text("abcdef", chunk=2), delay=delay))  # 9 events -> 8 sleeps
+    t0 = time.monotonic()
+    stream_final(client(server))
+    assert time.monotonic() - t0 >= delay * 8 * 0.5
+
+    server.enqueue(reply(text("x" * 100, chunk=1), delay=0.05))  # ~5 s if fully read
+    t0 = time.monotonic()
+    with client(server).messages.stream(model=MODEL, max_tokens=10, messages=MESSAGES) as s:
+        first = next(iter(s.text_stream))
+    assert first == "x"
+    assert time.monotonic() - t0 < 1.5
+    server.enqueue("still alive")
+    assert create(client(server)).content[0].text == "still alive"
+
+
+def test_env_for_and_lifecycle(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = FakeAnthropic(start=False)
+    s.start()
+    try:
+        env = env_for(s)
+        assert env["ANTHROPIC_BASE_URL"] == s.url and s.url.startswith("http://127.0.0.1:")
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        s.enqueue("from env")
+        assert (
+            anthropic.Anthropic(max_retries=0)
+            .messages.create(model=MODEL, max_tokens=5, messages=MESSAGES)
+            .content[0]
+            .text
+            == "from env"
+        )
+    finally:
+        s.stop()
+    with pytest.raises(RuntimeError):
+        _ = s.url
