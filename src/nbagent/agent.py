@@ -141,6 +141,9 @@ class Agent:
         self._run: Run | None = None
         self._last_run = Run()
         self._lock = threading.Lock()
+        # Set from another thread (a Stop button, the sidebar) to end the turn at
+        # the next event boundary, as if the user had interrupted it.
+        self.stop_requested = threading.Event()
 
     # -- conversation -------------------------------------------------------
 
@@ -165,6 +168,10 @@ class Agent:
         always = self.policy.always_allowed
         self.policy = PermissionPolicy(mode)
         self.policy.always_allowed = always
+
+    def stop(self) -> None:
+        """Ask the running turn to stop at the next event (thread-safe)."""
+        self.stop_requested.set()
 
     def reset(self) -> None:
         """Forget the conversation (usage totals and 'always' answers too)."""

@@ -67,6 +67,7 @@ class Run:
 def drive(agent: Agent, run: Run) -> Generator[Event, None, None]:
     run.stop_reason = None
     run.pending_approval = None
+    agent.stop_requested.clear()
     try:
         yield from _advance(agent, run)
     except KeyboardInterrupt:
@@ -121,6 +122,9 @@ def _advance(agent: Agent, run: Run) -> Generator[Event, None, None]:
             if isinstance(event, TextDelta):
                 run.partial_text.append(event.text)
             yield event
+            if agent.stop_requested.is_set():
+                stream.close()  # leaves the SDK's `with` block: the HTTP response is closed
+                raise KeyboardInterrupt
         run.partial_text = []
 
         usage = agent.record_usage(message)
@@ -193,6 +197,8 @@ def _execute(agent: Agent, run: Run, calls: list[ToolCall]) -> Generator[Event, 
         run.results[call.id] = output
         yield from agent.drain_notices()
         yield ToolResultEvent(call, output, elapsed)
+        if agent.stop_requested.is_set():
+            raise KeyboardInterrupt
 
 
 def _answer_tool_calls(agent: Agent, run: Run) -> None:

@@ -46,6 +46,7 @@ class Tool:
         read_only: bool = False,
         category: Category | None = None,
         summarize: Callable[[dict[str, Any]], str] | None = None,
+        main_thread: bool = False,
     ) -> None:
         if category is not None and category not in CATEGORIES:
             raise ValueError(f"category must be one of {CATEGORIES}, got {category!r}")
@@ -55,6 +56,9 @@ class Tool:
         self.category: Category = category or ("read" if read_only else "execute")
         self._description = description
         self.summarize = summarize
+        # Touches the IPython shell (user namespace, display): must run on the
+        # kernel's main thread even when the loop runs in a worker thread.
+        self.main_thread = main_thread
         _check_docstring(func, self.name)
 
     def __repr__(self) -> str:
@@ -156,6 +160,7 @@ def tool(
     description: str | None = None,
     read_only: bool = False,
     category: Category | None = None,
+    main_thread: bool = False,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -167,6 +172,7 @@ def tool(
     description: str | None = None,
     read_only: bool = False,
     category: Category | None = None,
+    main_thread: bool = False,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a function a tool; works as `@tool` or `@tool(read_only=True, ...)`.
 
@@ -177,10 +183,18 @@ def tool(
         read_only: the tool only reads, so it may run concurrently with other readers.
         category: permission category: read, write, execute or destructive
             (default: read if read_only, else execute).
+        main_thread: the tool must run on the kernel's main thread (IPython state).
     """
 
     def wrap(f: Callable[..., Any]) -> Tool:
-        return Tool(f, name=name, description=description, read_only=read_only, category=category)
+        return Tool(
+            f,
+            name=name,
+            description=description,
+            read_only=read_only,
+            category=category,
+            main_thread=main_thread,
+        )
 
     if func is not None:
         return wrap(func)

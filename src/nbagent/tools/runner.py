@@ -8,7 +8,7 @@ or executes runs alone, on the calling thread, in the order the model asked.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from ..events import ToolCall, ToolOutput
@@ -25,6 +25,9 @@ class ToolRunner:
             self.tools[t.name] = t
         self.max_output_chars = max_output_chars
         self.max_workers = max_workers
+        # When the loop runs off the main thread (the widget panel), this runs
+        # main-thread tools there: callable(fn) -> fn's result.
+        self.main_thread_dispatch: Callable[[Callable[[], ToolOutput]], ToolOutput] | None = None
 
     def params(self) -> list[dict]:
         return [t.to_param() for t in self.tools.values()]
@@ -41,7 +44,10 @@ class ToolRunner:
             return ToolOutput(f"Unknown tool '{call.name}'. Available tools: {names}.", is_error=True)
         log_call(call.name, call.input)
         try:
-            output = tool.call(call.input)
+            if tool.main_thread and self.main_thread_dispatch is not None:
+                output = self.main_thread_dispatch(lambda: tool.call(call.input))
+            else:
+                output = tool.call(call.input)
         except ToolError as exc:
             output = ToolOutput(f"Error: {exc}", is_error=True)
         except Exception as exc:  # a tool bug must not end the conversation
@@ -69,7 +75,7 @@ class ToolRunner:
 
     def _parallel_safe(self, call: ToolCall) -> bool:
         tool = self.tools.get(call.name)
-        return tool is not None and tool.read_only
+        return tool is not None and tool.read_only and not tool.main_thread
 
     def _run_concurrently(self, calls: list[ToolCall]) -> Iterator[tuple[ToolCall, ToolOutput, float]]:
         start = time.perf_counter()

@@ -1,0 +1,295 @@
+"""`nbagent`: chat with the agent in a terminal, or `nbagent run "prompt"` once.
+
+    nbagent                      interactive chat in ./workspace/session_YYYYMMDD_HHMMSS
+    nbagent --workspace DIR      interactive chat working in DIR
+    nbagent run "prompt"         one prompt; the answer on stdout, tool activity on stderr
+    echo "prompt" | nbagent run -
+
+Exit codes of `run`: 0 done, 1 API or other failure, 2 configuration problem
+(missing API key, bad setting, bad arguments), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from .. import __version__
+from ..agent import Agent, ApproveCallable
+from ..errors import ConfigError
+from ..events import ErrorEvent, TextDelta, ToolCall, TurnEnd, Usage
+from ..permissions import MODES
+from .render import TerminalRenderer, show_tool_logs
+
+ENV_TEMPLATE = """\
+# nbagent settings: uncomment a line and fill it in.
+# Environment variables take precedence over this file.
+# ANTHROPIC_API_KEY=sk-ant-...
+# ANTHROPIC_BASE_URL=https://api.anthropic.com
+# ANTHROPIC_MODEL_NAME=claude-opus-4-8
+# MAX_TURNS=100
+# SYSTEM_PROMPT_FILE=system_prompt.txt
+"""
+
+
+# -- arguments -----------------------------------------------------------------
+
+
+def _add_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """The options shared by chat and `run`.
+
+    On the `run` subparser their defaults are suppressed, so that
+    `nbagent --model X run ...` is not reset by the subparser's defaults.
+    """
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument(
+        "--model",
+        default=default(None),
+        help="model name (default: ANTHROPIC_MODEL_NAME or claude-opus-4-8)",
+    )
+    parser.add_argument(
+        "--max-turns",
+        type=int,
+        default=default(None),
+        metavar="N",
+        help="rounds of tool use per prompt (default: MAX_TURNS or 100)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default=default("auto"),
+        help="permissions: auto runs every tool; ask asks before writing or executing; read-only refuses them",
+    )
+    parser.add_argument(
+        "--workspace",
+        default=default(None),
+        metavar="DIR",
+        help="directory the agent's tools work in (chat default: a new workspace/session_* dir; run default: the current dir)",
+    )
+    parser.add_argument(
+        "--no-thinking",
+        action="store_true",
+        default=default(False),
+        help="turn off extended thinking",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        default=default(False),
+        help="show tool log lines ([TOOL][name] key=value)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nbagent",
+        description="Chat with nbagent, an AI agent powered by Claude, in the terminal.",
+    )
+    parser.add_argument("--version", action="version", version=f"nbagent {__version__}")
+    _add_options(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="{run}")
+    run = sub.add_parser(
+        "run",
+        help="answer one prompt without interaction",
+        description="Answer one prompt: the answer goes to stdout, tool activity to stderr.",
+    )
+    run.add_argument("prompt", help='the prompt, or "-" to read it from stdin')
+    _add_options(run, suppress=True)
+    return parser
+
+
+# -- shared helpers ------------------------------------------------------------
+
+
+def write_env_template(path: Path) -> bool:
+    """Create a commented `.env` template; never touches an existing file. True if written."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:  # exists (even as a dangling link), or the directory is read-only
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(ENV_TEMPLATE)
+    return True
+
+
+def new_session_dir(base: Path) -> Path:
+    """Create `base/workspace/session_YYYYMMDD_HHMMSS` (with a suffix if taken)."""
+    root = base / "workspace"
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("session_%Y%m%d_%H%M%S")
+    path, n = root / stamp, 2
+    while True:
+        try:
+            path.mkdir()
+            return path.resolve()
+        except FileExistsError:
+            path, n = root / f"{stamp}_{n}", n + 1
+
+
+def make_agent(args: argparse.Namespace, workspace: Path, approve: ApproveCallable | None) -> Agent:
+    return Agent(
+        model=args.model,
+        workspace=workspace,
+        max_turns=args.max_turns,
+        permission_mode=args.mode,
+        approve=approve,
+        thinking="off" if args.no_thinking else "adaptive",
+    )
+
+
+# -- chat ----------------------------------------------------------------------
+
+
+def chat(args: argparse.Namespace) -> int:
+    from .repl import Repl, enable_line_editing, make_terminal_approve
+
+    console = Console(highlight=False)
+    cwd = Path.cwd()
+    env_file = cwd / ".env"
+    if write_env_template(env_file):
+        console.print(
+            Text(
+                f"Wrote a .env template to {env_file}: uncomment ANTHROPIC_API_KEY there and add your key.",
+                style="green",
+            ),
+            soft_wrap=True,
+        )
+    created = args.workspace is None
+    workspace = new_session_dir(cwd) if created else Path(args.workspace).expanduser().resolve()
+    renderer = TerminalRenderer(console, interactive_approval=args.mode == "ask")
+    if args.verbose:
+        show_tool_logs(renderer)
+    enable_line_editing()
+    approve = make_terminal_approve(renderer) if args.mode == "ask" else None
+    try:
+        repl = Repl(
+            lambda: make_agent(args, workspace, approve),
+            console=console,
+            renderer=renderer,
+            workspace=workspace,
+            verbose=args.verbose,
+        )
+    except ConfigError:
+        if created:
+            try:
+                workspace.rmdir()  # leave no empty session dir behind
+            except OSError:
+                pass
+        raise
+    return repl.run()
+
+
+# -- run -----------------------------------------------------------------------
+
+
+def _read_on_stderr(question: str) -> str:
+    """Ask on stderr (stdout carries the answer) and read a line from stdin."""
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line
+
+
+def _deny_without_terminal(renderer: TerminalRenderer) -> Callable[[ToolCall], str]:
+    def approve(call: ToolCall) -> str:
+        renderer.info(f"{call.name} denied: --mode ask needs a terminal to ask on", style="yellow")
+        return "deny"
+
+    return approve
+
+
+def run_once(args: argparse.Namespace) -> int:
+    from .repl import make_terminal_approve
+
+    err = Console(stderr=True, highlight=False)
+    from_stdin = args.prompt == "-"
+    prompt = sys.stdin.read() if from_stdin else args.prompt
+    if not prompt.strip():
+        err.print(Text("nbagent run: the prompt is empty", style="bold red"), soft_wrap=True)
+        return 2
+    workspace = Path(args.workspace).expanduser() if args.workspace else Path.cwd()
+    live = sys.stdout.isatty()
+    renderer = TerminalRenderer(
+        err,
+        text_console=Console(highlight=False),
+        stream_text=live,
+        interactive_approval=args.mode == "ask",
+    )
+    if args.verbose:
+        show_tool_logs(renderer)
+    approve: ApproveCallable | None = None
+    if args.mode == "ask":
+        if sys.stdin.isatty() and not from_stdin:
+            approve = make_terminal_approve(renderer, read=_read_on_stderr)
+        else:
+            approve = _deny_without_terminal(renderer)
+    agent = make_agent(args, workspace, approve)
+
+    code = 0
+    answer: list[str] = []  # text of the latest model message that had text
+    current: list[str] = []
+    events = agent.stream(prompt)
+    try:
+        for event in events:
+            if isinstance(event, TextDelta):
+                current.append(event.text)
+            elif isinstance(event, Usage) and current:
+                answer, current = current, []
+            elif isinstance(event, ErrorEvent):
+                code = 2 if isinstance(event.exception, ConfigError) else 1
+            elif isinstance(event, TurnEnd):
+                if event.stop_reason == "interrupted":
+                    code = 130
+                elif event.stop_reason.startswith("awaiting_"):
+                    code = 1
+            renderer.handle(event)
+    except KeyboardInterrupt:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
+        renderer.handle(TurnEnd("interrupted", "Interrupted by the user."))
+        code = 130
+    if current:  # an interrupted or failed message's partial text
+        answer = current
+    renderer.break_line()
+    if not live:
+        text = "".join(answer)
+        if text:
+            sys.stdout.write(text if text.endswith("\n") else text + "\n")
+            sys.stdout.flush()
+    return code
+
+
+# -- entry point ---------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return run_once(args)
+        return chat(args)
+    except ConfigError as exc:
+        Console(stderr=True, highlight=False).print(
+            Text(f"nbagent: {exc}", style="bold red"), soft_wrap=True
+        )
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Notebook surfaces: magics, cell output, live-namespace tools, the widget panel."""

@@ -1,0 +1,156 @@
+"""Render a turn's events into the running cell's output.
+
+One live display handle shows the newest part of the turn and is updated in
+place at most every `interval` seconds. What came before it is frozen into its
+own output once it grows past `window_chars`, so each update re-sends a bounded
+window, not the whole transcript: the bytes on the wire grow with the new text.
+Every bundle carries text/plain, so headless runs and plain frontends read well.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..events import Event, TurnEnd
+from ..render.transcript import TURN_MIME, Block, Transcript
+
+DisplayFn = Callable[..., Any]
+
+
+class CellOutput:
+    def __init__(
+        self,
+        transcript: Transcript,
+        *,
+        interval: float = 0.1,
+        window_chars: int = 2000,
+        rich_mime: bool = False,
+        display: DisplayFn | None = None,
+    ) -> None:
+        if display is None:
+            from IPython.display import display as ipython_display
+
+            display = ipython_display
+        self.transcript = transcript
+        self.interval = interval
+        self.window_chars = window_chars
+        self.rich_mime = rich_mime  # the labextension renders TURN_MIME; others get Markdown
+        self._display = display
+        self._live_start = 0  # index of the first block in the live window
+        self._handle: Any = None
+        self._last_update = 0.0
+        self._dirty = False
+
+    # -- events -------------------------------------------------------------
+
+    def handle(self, event: Event) -> None:
+        self.transcript.add(event)
+        self._dirty = True
+        self._split_long_text()
+        if self._live_chars() > self.window_chars:
+            self._freeze_completed()
+        if isinstance(event, TurnEnd):
+            self.finish()
+            return
+        now = time.monotonic()
+        if now - self._last_update >= self.interval:
+            self._update()
+
+    def show_bundles(self, bundles: list[dict[str, Any]]) -> None:
+        """Show rich outputs (plots, tables) a tool produced, in order."""
+        self._freeze_all()
+        for bundle in bundles:
+            if "text/plain" not in bundle:
+                bundle = {**bundle, "text/plain": "<" + ", ".join(sorted(bundle)) + " output>"}
+            self._display(bundle, raw=True)
+
+    def finish(self) -> None:
+        self._update(final=True)
+        self._dirty = False
+
+    # -- internals ----------------------------------------------------------
+
+    def _live_blocks(self) -> list[Block]:
+        return self.transcript.blocks[self._live_start :]
+
+    def _live_chars(self) -> int:
+        return sum(len(b.text) + len(b.summary) for b in self._live_blocks())
+
+    def _split_long_text(self) -> None:
+        """Cut a long streaming text block at a paragraph break outside code fences."""
+        blocks = self.transcript.blocks
+        if not blocks or blocks[-1].kind != "text" or blocks[-1].done:
+            return
+        block = blocks[-1]
+        if len(block.text) <= self.window_chars:
+            return
+        cut = _paragraph_break(block.text)
+        if cut <= 0:
+            return
+        head = Block("text", text=block.text[:cut], done=True)
+        block.text = block.text[cut:]
+        blocks.insert(len(blocks) - 1, head)
+
+    def _freeze_completed(self) -> bool:
+        """Freeze all blocks before the last open one into the current handle."""
+        live = self._live_blocks()
+        keep = 1 if live and not live[-1].done else 0
+        if len(live) - keep <= 0:
+            return False
+        self._freeze(self._live_start + len(live) - keep)
+        return True
+
+    def _freeze_all(self) -> None:
+        self._freeze(len(self.transcript.blocks))
+
+    def _freeze(self, end: int) -> None:
+        if end <= self._live_start:
+            return
+        blocks = self.transcript.blocks[self._live_start : end]
+        self._show(self._bundle(blocks, status=""))
+        self._handle = None
+        self._live_start = end
+
+    def _update(self, final: bool = False) -> None:
+        blocks = self._live_blocks()
+        status = "" if final else self.transcript.status
+        footer = self.transcript.footer() if final else ""
+        if not blocks and not status and not footer:
+            return
+        self._show(self._bundle(blocks, status=status, footer=footer))
+        self._last_update = time.monotonic()
+
+    def _show(self, bundle: dict[str, Any]) -> None:
+        if self._handle is None:
+            self._handle = self._display(bundle, raw=True, display_id=True)
+        else:
+            self._handle.update(bundle, raw=True)
+
+    def _bundle(self, blocks: list[Block], *, status: str = "", footer: str = "") -> dict[str, Any]:
+        t = self.transcript
+        plain = t.plain(blocks) if blocks else ""
+        tail_plain = "\n".join(x for x in (f"... {status}" if status else "", f"-- {footer}" if footer else "") if x)
+        bundle: dict[str, Any] = {"text/plain": "\n\n".join(x for x in (plain, tail_plain) if x)}
+        if self.rich_mime:
+            data = t.json(blocks, footer=footer or None)
+            if status:
+                data["status"] = status
+            bundle[TURN_MIME] = data
+        else:
+            md = t.markdown(blocks) if blocks else ""
+            tail_md = "\n\n".join(x for x in (f"*⏳ {status}*" if status else "", f"<sub>{footer}</sub>" if footer else "") if x)
+            bundle["text/markdown"] = "\n\n".join(x for x in (md, tail_md) if x)
+        return bundle
+
+
+def _paragraph_break(text: str) -> int:
+    """The last paragraph break not inside a ``` fence, or -1."""
+    pos = len(text)
+    while True:
+        pos = text.rfind("\n\n", 0, pos)
+        if pos <= 0:
+            return -1
+        if text.count("```", 0, pos) % 2 == 0:
+            return pos + 2

@@ -1,0 +1,51 @@
+"""`%load_ext nbagent` / `%unload_ext nbagent`.
+
+Loading registers the magics and the `NBAgent` configurable, and opens the
+frontend bridge when running in a kernel. It imports nothing heavy: the SDK,
+pydantic and the tools load on the first turn.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_state: dict[int, dict[str, Any]] = {}
+
+
+def load(shell: Any) -> None:
+    if id(shell) in _state:
+        return
+    from .magics import AgentMagics
+    from .settings import NBAgent
+
+    settings = NBAgent(parent=shell)
+    shell.configurables.append(settings)
+    magics = AgentMagics(shell, settings)
+    shell.register_magics(magics)
+    bridge = None
+    if getattr(shell, "kernel", None) is not None:
+        try:
+            from .bridge import get_bridge
+        except ImportError:
+            get_bridge = None  # type: ignore[assignment]
+        if get_bridge is not None:
+            bridge = get_bridge(shell.kernel)
+    _state[id(shell)] = {"settings": settings, "magics": magics, "bridge": bridge}
+
+
+def unload(shell: Any) -> None:
+    state = _state.pop(id(shell), None)
+    if state is None:
+        return
+    registry = shell.magics_manager.magics
+    registry["cell"].pop("agent", None)
+    registry["line"].pop("agent", None)
+    magics = state["magics"]
+    shell.magics_manager.registry.pop(type(magics).__name__, None)
+    if state["settings"] in shell.configurables:
+        shell.configurables.remove(state["settings"])
+    if state["bridge"] is not None:
+        state["bridge"].unload()
+    from .session import drop_session
+
+    drop_session(shell)
