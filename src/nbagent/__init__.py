@@ -35,7 +35,18 @@ if TYPE_CHECKING:
     from .events import ToolCall, ToolOutput
     from .tools.base import Tool, ToolError, tool
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Agent",
+    "ConfigError",
+    "RunResult",
+    "Tool",
+    "ToolCall",
+    "ToolError",
+    "ToolOutput",
+    "chat",
+    "events",
+    "tool",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -71,14 +71,14 @@ def drive(agent: Agent, run: Run) -> Generator[Event, None, None]:
     try:
         yield from _advance(agent, run)
     except KeyboardInterrupt:
-        _close(agent, run, "interrupted: the user stopped the turn before this tool ran")
+        _close(agent, run, "interrupted: the user stopped the turn before this tool finished")
         run.stop_reason = "interrupted"
         yield TurnEnd("interrupted", "Interrupted by the user.")
     except GeneratorExit:
         # The consumer stopped iterating (e.g. an interrupt in a renderer): keep the
         # history valid; nothing more can be yielded.
         if not run.suspended:
-            _close(agent, run, "interrupted: the turn was stopped before this tool ran")
+            _close(agent, run, "interrupted: the turn was stopped before this tool finished")
             run.stop_reason = run.stop_reason or "interrupted"
         raise
     except Exception as exc:

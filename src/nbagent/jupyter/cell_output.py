@@ -3,8 +3,13 @@
 One live display handle shows the newest part of the turn and is updated in
 place at most every `interval` seconds. What came before it is frozen into its
 own output once it grows past `window_chars`, so each update re-sends a bounded
-window, not the whole transcript: the bytes on the wire grow with the new text.
-Every bundle carries text/plain, so headless runs and plain frontends read well.
+window, not the whole transcript. While text streams, an update waits until the
+new text is at least `growth` times the live window (or `max_latency` passed),
+so re-sent bytes stay a bounded multiple of the text, fast stream or slow.
+
+Every bundle carries text/plain: the full text in frozen and final outputs (what
+headless runs and plain frontends keep), a one-line progress note in the
+transient updates that only rich frontends show.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..events import Event, TurnEnd
+from ..events import Event, TextDelta, ThinkingDelta, TurnEnd
 from ..render.transcript import TURN_MIME, Block, Transcript
 
 DisplayFn = Callable[..., Any]
@@ -25,7 +30,9 @@ class CellOutput:
         transcript: Transcript,
         *,
         interval: float = 0.1,
-        window_chars: int = 2000,
+        window_chars: int = 1500,
+        growth: float = 1.0,
+        max_latency: float = 1.0,
         rich_mime: bool = False,
         display: DisplayFn | None = None,
     ) -> None:
@@ -36,18 +43,23 @@ class CellOutput:
         self.transcript = transcript
         self.interval = interval
         self.window_chars = window_chars
+        self.growth = growth
+        self.max_latency = max_latency
         self.rich_mime = rich_mime  # the labextension renders TURN_MIME; others get Markdown
         self._display = display
         self._live_start = 0  # index of the first block in the live window
         self._handle: Any = None
         self._last_update = 0.0
-        self._dirty = False
+        self._chars_seen = 0  # text and thinking characters so far
+        self._chars_at_update = 0
 
     # -- events -------------------------------------------------------------
 
     def handle(self, event: Event) -> None:
         self.transcript.add(event)
-        self._dirty = True
+        streaming = isinstance(event, TextDelta | ThinkingDelta)
+        if streaming:
+            self._chars_seen += len(event.text)
         self._split_long_text()
         if self._live_chars() > self.window_chars:
             self._freeze_completed()
@@ -55,8 +67,14 @@ class CellOutput:
             self.finish()
             return
         now = time.monotonic()
-        if now - self._last_update >= self.interval:
-            self._update()
+        since = now - self._last_update
+        if since < self.interval:
+            return
+        if streaming:
+            new = self._chars_seen - self._chars_at_update
+            if new < self.growth * self._live_chars() and since < self.max_latency:
+                return
+        self._update()
 
     def show_bundles(self, bundles: list[dict[str, Any]]) -> None:
         """Show rich outputs (plots, tables) a tool produced, in order."""
@@ -68,7 +86,6 @@ class CellOutput:
 
     def finish(self) -> None:
         self._update(final=True)
-        self._dirty = False
 
     # -- internals ----------------------------------------------------------
 
@@ -109,7 +126,7 @@ class CellOutput:
         if end <= self._live_start:
             return
         blocks = self.transcript.blocks[self._live_start : end]
-        self._show(self._bundle(blocks, status=""))
+        self._show(self._bundle(blocks, final=True))
         self._handle = None
         self._live_start = end
 
@@ -119,8 +136,9 @@ class CellOutput:
         footer = self.transcript.footer() if final else ""
         if not blocks and not status and not footer:
             return
-        self._show(self._bundle(blocks, status=status, footer=footer))
+        self._show(self._bundle(blocks, status=status, footer=footer, final=final))
         self._last_update = time.monotonic()
+        self._chars_at_update = self._chars_seen
 
     def _show(self, bundle: dict[str, Any]) -> None:
         if self._handle is None:
@@ -128,11 +146,18 @@ class CellOutput:
         else:
             self._handle.update(bundle, raw=True)
 
-    def _bundle(self, blocks: list[Block], *, status: str = "", footer: str = "") -> dict[str, Any]:
+    def _bundle(
+        self, blocks: list[Block], *, status: str = "", footer: str = "", final: bool = False
+    ) -> dict[str, Any]:
         t = self.transcript
-        plain = t.plain(blocks) if blocks else ""
-        tail_plain = "\n".join(x for x in (f"... {status}" if status else "", f"-- {footer}" if footer else "") if x)
-        bundle: dict[str, Any] = {"text/plain": "\n\n".join(x for x in (plain, tail_plain) if x)}
+        if final:
+            plain = t.plain(blocks) if blocks else ""
+            tail = f"-- {footer}" if footer else ""
+            bundle: dict[str, Any] = {"text/plain": "\n\n".join(x for x in (plain, tail) if x)}
+        else:
+            # Transient: replaced by the final bundle; plain frontends only keep that.
+            size = sum(len(b.text) for b in blocks)
+            bundle = {"text/plain": f"[nbagent: {status or 'working…'} {size:,} chars so far]"}
         if self.rich_mime:
             data = t.json(blocks, footer=footer or None)
             if status:

@@ -30,6 +30,10 @@ def load(shell: Any) -> None:
             get_bridge = None  # type: ignore[assignment]
         if get_bridge is not None:
             bridge = get_bridge(shell.kernel)
+        if bridge is not None:
+            from .sidebar import install
+
+            install(shell, bridge)
     _state[id(shell)] = {"settings": settings, "magics": magics, "bridge": bridge}
 
 

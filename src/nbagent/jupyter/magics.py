@@ -211,6 +211,8 @@ class AgentMagics(Magics):
                     handle(event)
         except KeyboardInterrupt:
             handle(TurnEnd("interrupted", "Interrupted by the user."))
+        except NBAgentError as exc:  # e.g. the panel is running a turn: one line, no traceback
+            print(f"%%agent: {exc}")
         finally:
             session.on_display = None
 

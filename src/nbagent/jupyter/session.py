@@ -89,8 +89,10 @@ class KernelSession:
             # run_python replaces the subprocess runner: the user's namespace is the point.
             if t.name != "execute_python_code"
         ]
-        tools += live_tools(self.shell, on_display=self._display_outputs)
-        tools += self._notebook_tools()
+        live = live_tools(self.shell, on_display=self._display_outputs)
+        tools += live
+        run_python = next(t for t in live if t.name == "run_python")
+        tools += self._notebook_tools(run_python.func)
         agent.add_tools(tools)
         return agent
 
@@ -98,14 +100,19 @@ class KernelSession:
         blocks = [{"type": "text", "text": base}] if isinstance(base, str) else list(base)
         return [*blocks, {"type": "text", "text": KERNEL_CONTEXT}]
 
-    def _notebook_tools(self) -> list[Any]:
-        try:
-            from ..notebook.tools import notebook_tools
-            from .notebook_access import current_document, run_code_for
-        except ImportError:
-            return []
+    def _notebook_tools(self, run_code: Callable[[str], Any]) -> list[Any]:
+        from ..notebook.locate import current_document
+        from ..notebook.tools import notebook_tools
 
-        return notebook_tools(lambda: current_document(self.shell), run_code=run_code_for(self))
+        def document() -> Any:
+            bridge = None
+            if getattr(self.shell, "kernel", None) is not None:
+                from .bridge import get_bridge
+
+                bridge = get_bridge(self.shell.kernel)
+            return current_document(bridge, self.shell.user_ns)
+
+        return notebook_tools(document, run_code=run_code)
 
     def _display_outputs(self, bundles: list[dict[str, Any]]) -> None:
         if self.on_display is not None and bundles:

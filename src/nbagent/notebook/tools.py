@@ -177,7 +177,7 @@ def notebook_tools(
 
     runner = run_code
 
-    @tool(category="execute")
+    @tool(category="execute", main_thread=True)
     def run_cell(cell_id: str) -> ToolOutput:
         """Run a code cell of the notebook in the kernel's live namespace and store its outputs in the cell.
 

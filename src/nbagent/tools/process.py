@@ -37,11 +37,16 @@ def scrubbed_env() -> dict[str, str]:
     Model-written commands must not be able to read (and print, or send) the
     user's credentials.
     """
-    return {
+    env = {
         name: value
         for name, value in os.environ.items()
         if name.upper() != "ANTHROPIC_API_KEY" and not _SECRET_NAME.search(name)
     }
+    # Inside a kernel, ipykernel sets the inline backend, which a child process
+    # cannot use (matplotlib would fail to import it): let the child choose.
+    if env.get("MPLBACKEND", "").startswith("module://matplotlib_inline"):
+        del env["MPLBACKEND"]
+    return env
 
 
 def run_process(
