@@ -19,9 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import anthropic  # noqa: E402
+from tests.fake_anthropic import FakeAnthropic, reply, text, tool_use  # noqa: E402
 
 from nbagent import Agent, tool  # noqa: E402
-from tests.fake_anthropic import FakeAnthropic, reply, text, tool_use  # noqa: E402
 
 MODEL = "claude-opus-4-8"
 SYSTEM = "You are a benchmark."

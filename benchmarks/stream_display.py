@@ -22,7 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nbclient import NotebookClient  # noqa: E402
 from nbformat.v4 import new_code_cell, new_notebook  # noqa: E402
-
 from tests.fake_anthropic import FakeAnthropic, reply, text  # noqa: E402
 
 OUTPUT_TYPES = {"display_data", "update_display_data", "stream", "execute_result", "clear_output"}

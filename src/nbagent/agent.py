@@ -187,7 +187,7 @@ class Agent:
 
     # -- streaming API ------------------------------------------------------
 
-    def stream(self, prompt: str | list[dict[str, Any]], *, execute_tools: bool = True) -> Iterator[Event]:
+    def stream(self, prompt: str | list[dict[str, Any]], *, execute_tools: bool = True) -> Generator[Event, None, None]:
         """Start a turn with `prompt` and yield its events."""
         with self._busy():
             self._abandon_suspended_run()
@@ -197,7 +197,7 @@ class Agent:
             yield TurnStart(prompt if isinstance(prompt, str) else "")
             yield from self._drive(self._run)
 
-    def stream_resume(self, decision: str) -> Iterator[Event]:
+    def stream_resume(self, decision: str) -> Generator[Event, None, None]:
         """Answer the pending approval ("allow", "deny" or "always") and continue."""
         if decision not in ("allow", "deny", "always"):
             raise ValueError(f"decision must be 'allow', 'deny' or 'always', got {decision!r}")
@@ -210,7 +210,7 @@ class Agent:
 
     def stream_submit_tool_results(
         self, results: Mapping[str, Any] | Iterable[Mapping[str, Any]]
-    ) -> Iterator[Event]:
+    ) -> Generator[Event, None, None]:
         """Give results for pending tool calls (manual execution) and continue.
 
         `results` maps tool_use ids to a string, content blocks or `ToolOutput`,
@@ -269,7 +269,9 @@ class Agent:
             raise ConfigError(missing_key_message())
         system: Any = self.system
         if self.prompt_caching:
-            blocks = [{"type": "text", "text": system}] if isinstance(system, str) else [dict(b) for b in system]
+            blocks: list[dict[str, Any]] = (
+                [{"type": "text", "text": system}] if isinstance(system, str) else [dict(b) for b in system]
+            )
             if blocks:
                 blocks[-1]["cache_control"] = {"type": "ephemeral"}
             system = blocks
@@ -295,13 +297,13 @@ class Agent:
     def record_usage(self, message: Any) -> Usage:
         u = message.usage
         model = getattr(message, "model", None) or self.model
-        counts = {
+        counts: dict[str, int] = {
             "input_tokens": u.input_tokens or 0,
             "output_tokens": u.output_tokens or 0,
             "cache_creation_input_tokens": getattr(u, "cache_creation_input_tokens", 0) or 0,
             "cache_read_input_tokens": getattr(u, "cache_read_input_tokens", 0) or 0,
         }
-        usage = Usage(**counts, cost_usd=cost_usd(model, **counts), model=model)
+        usage = Usage(**counts, cost_usd=cost_usd(model, **counts), model=model)  # type: ignore[arg-type]
         self.usage = self.usage + usage
         return usage
 

@@ -58,7 +58,7 @@ class CellOutput:
     def handle(self, event: Event) -> None:
         self.transcript.add(event)
         streaming = isinstance(event, TextDelta | ThinkingDelta)
-        if streaming:
+        if isinstance(event, TextDelta | ThinkingDelta):
             self._chars_seen += len(event.text)
         self._split_long_text()
         if self._live_chars() > self.window_chars:

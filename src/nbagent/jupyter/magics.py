@@ -42,6 +42,7 @@ class AgentMagics(Magics):
     def session(self) -> Any:
         from .session import get_session
 
+        assert self.shell is not None
         return get_session(self.shell, self.settings)
 
     # -- %%agent ------------------------------------------------------------
@@ -182,6 +183,7 @@ class AgentMagics(Magics):
         from .cell_output import CellOutput
         from .interpolate import interpolate
 
+        assert self.shell is not None
         try:
             text = interpolate(
                 prompt,

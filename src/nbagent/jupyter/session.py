@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,10 +106,11 @@ class KernelSession:
 
         def document() -> Any:
             bridge = None
-            if getattr(self.shell, "kernel", None) is not None:
+            kernel = getattr(self.shell, "kernel", None)
+            if kernel is not None:
                 from .bridge import get_bridge
 
-                bridge = get_bridge(self.shell.kernel)
+                bridge = get_bridge(kernel)
             return current_document(bridge, self.shell.user_ns)
 
         return notebook_tools(document, run_code=run_code)
@@ -127,7 +128,7 @@ class KernelSession:
         decision: str | None = None,
         overrides: dict[str, Any] | None = None,
         approve: Callable[[ToolCall], str] | None = None,
-    ) -> Iterator[Event]:
+    ) -> Generator[Event, None, None]:
         """Events of a new turn (or of resuming a suspended one with `decision`).
 
         Per-turn overrides (model, max_turns, permission_mode) are restored after.
@@ -141,12 +142,17 @@ class KernelSession:
             for key, value in (overrides or {}).items():
                 setattr(agent, key, value)
             agent.approve = approve
-            stream = agent.stream(prompt) if decision is None else agent.stream_resume(decision)
-            with contextlib.closing(stream):  # type: ignore[type-var]
+            if decision is not None:
+                stream = agent.stream_resume(decision)
+            elif prompt:
+                stream = agent.stream(prompt)
+            else:
+                return
+            with contextlib.closing(stream):
                 try:
                     yield from stream
                 except KeyboardInterrupt:
-                    stream.close()  # type: ignore[attr-defined]
+                    stream.close()
                     yield TurnEnd("interrupted", "Interrupted by the user.")
         finally:
             for key, value in saved.items():

@@ -57,10 +57,11 @@ class AnthropicProvider:
             ) from exc
 
     def _stream(self, params: dict[str, Any]) -> Generator[Event, None, Message]:
+        from anthropic.types import RawContentBlockDeltaEvent, RawContentBlockStartEvent
+
         with self.client.messages.stream(**params) as stream:
             for event in stream:
-                kind = event.type
-                if kind == "content_block_delta":
+                if isinstance(event, RawContentBlockDeltaEvent):
                     delta = event.delta
                     if delta.type == "text_delta":
                         yield TextDelta(delta.text)
@@ -69,7 +70,7 @@ class AnthropicProvider:
                     elif delta.type == "input_json_delta":
                         block = stream.current_message_snapshot.content[event.index]
                         yield ToolInputDelta(getattr(block, "id", ""), delta.partial_json)
-                elif kind == "content_block_start" and event.content_block.type == "tool_use":
+                elif isinstance(event, RawContentBlockStartEvent) and event.content_block.type == "tool_use":
                     yield ToolCallStart(event.content_block.id, event.content_block.name)
             return stream.get_final_message()
 
