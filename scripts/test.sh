@@ -9,8 +9,7 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
-# The editable install builds the JupyterLab extension (hatch-jupyter-builder).
-python -m pip install -q -e ".[test]"
+bash scripts/install.sh test
 
 ruff check src tests benchmarks
 mypy

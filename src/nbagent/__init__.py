@@ -58,6 +58,11 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module, __name__), name)
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the prebuilt JupyterLab extension is (for `jupyter labextension develop`)."""
+    return [{"src": "labextension", "dest": "nbagent-labextension"}]
+
+
 def load_ipython_extension(ipython: Any) -> None:
     from .jupyter.extension import load
 

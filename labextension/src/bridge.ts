@@ -1,0 +1,425 @@
+/**
+ * The frontend end of the nbagent comms for one open notebook (docs/protocol.md).
+ *
+ * Events: the kernel opens `nbagent.events` and only sends on it. They are read from
+ * the connection's iopub stream, which works whether or not this connection is the
+ * one JupyterLab lets handle comms for the kernel (only the first connection per
+ * kernel does). The comm target is still registered so JupyterLab does not close the
+ * comm as unknown.
+ *
+ * Control: after each hello the frontend opens `nbagent.control` (control.ts) on its
+ * own subshell: a busy kernel only reads frontend messages on a subshell, on a comm
+ * the frontend opened. The bridge creates that subshell once per kernel process and
+ * never deletes it: messages to a deleted subshell are dropped, and a
+ * delete_subshell (control channel) can overtake the goodbye comm_close still
+ * queued on it, leaving the kernel with a stale client.
+ */
+
+import type { DocumentRegistry } from '@jupyterlab/docregistry';
+import type { INotebookModel } from '@jupyterlab/notebook';
+import { Kernel, KernelMessage } from '@jupyterlab/services';
+import { UUID } from '@lumino/coreutils';
+import type { IDisposable } from '@lumino/disposable';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { ControlChannel } from './control';
+import { applyOp, OpError } from './notebookOps';
+import {
+  AgentEventMsg,
+  ControlMsg,
+  EVENTS_TARGET,
+  HelloMsg,
+  parseKernelMsg,
+  PROTOCOL_VERSION,
+  RequestMsg,
+  StateMsg
+} from './protocol';
+
+/**
+ * - `no-kernel`: the notebook has no kernel.
+ * - `unsupported`: the kernel is not a Python kernel.
+ * - `waiting`: a kernel, but nbagent has not said hello (not loaded yet).
+ * - `connected`: hello received and the control comm is open.
+ */
+export type BridgeStatus = 'no-kernel' | 'unsupported' | 'waiting' | 'connected';
+
+/** Python that re-sends hello if nbagent is already loaded, and does nothing otherwise. */
+const ANNOUNCE_CODE =
+  "__import__('sys').modules.get('nbagent.jupyter.bridge') and " +
+  "__import__('sys').modules['nbagent.jupyter.bridge'].announce()";
+
+export type ExecuteOutcome = { ok: boolean; error?: string };
+
+export type ExecuteHooks = {
+  /** The kernel began running the request (it may first wait behind a running cell). */
+  onStarted?: () => void;
+  /** An error or stderr text from the request. */
+  onError?: (text: string) => void;
+};
+
+/** The nbagent link between one notebook document and its kernel. */
+export class NotebookBridge implements IDisposable {
+  /** Identifies this browser view of the notebook to the kernel. */
+  readonly clientId = UUID.uuid4();
+
+  constructor(readonly context: DocumentRegistry.IContext<INotebookModel>) {
+    context.sessionContext.kernelChanged.connect(this._onKernelChanged, this);
+    // The session context announces its disposal while its kernel connection is
+    // still open (the document context's own signal comes after): the last chance
+    // to close the control comm.
+    context.sessionContext.disposed.connect(this.dispose, this);
+    context.disposed.connect(this.dispose, this);
+    context.pathChanged.connect(this._onPathChanged, this);
+    this._attach(context.sessionContext.session?.kernel ?? null);
+  }
+
+  get isDisposed(): boolean {
+    return this._isDisposed;
+  }
+  get disposed(): ISignal<this, void> {
+    return this._disposed;
+  }
+  get kernel(): Kernel.IKernelConnection | null {
+    return this._kernel;
+  }
+  get status(): BridgeStatus {
+    return this._status;
+  }
+  get statusChanged(): ISignal<this, BridgeStatus> {
+    return this._statusChanged;
+  }
+  /** `agent_event` messages, from `%%agent` cells and the sidebar alike. */
+  get agentEvent(): ISignal<this, AgentEventMsg> {
+    return this._agentEvent;
+  }
+  /** `state` messages: session totals after each turn. */
+  get stateMessage(): ISignal<this, StateMsg> {
+    return this._stateMessage;
+  }
+  /** The subshell the control comm lives on, once connected (null: main shell). */
+  get subshellId(): string | null {
+    return this._control?.subshellId ?? null;
+  }
+  /** The notebook path sent to the kernel: server-root relative, without a drive prefix. */
+  get path(): string {
+    return this.context.localPath;
+  }
+
+  /** Send approval / stop messages on the control comm; false if it is not open. */
+  sendControl(msg: ControlMsg): boolean {
+    return this._control?.send(msg) ?? false;
+  }
+
+  /**
+   * Run a sidebar prompt as a silent execute_request on the main shell, loading the
+   * extension first if needed.
+   */
+  async runSidebarTurn(prompt: string, hooks: ExecuteHooks = {}): Promise<ExecuteOutcome> {
+    const kernel = this._kernel;
+    if (!kernel) {
+      return { ok: false, error: 'This notebook has no kernel.' };
+    }
+    const payload = JSON.stringify({ prompt, client_id: this.clientId, path: this.path });
+    // %load_ext is idempotent, and a hello does not prove the extension is loaded
+    // (nbagent.chat() or get_bridge() also say hello). __import__ rather than
+    // `import ... as b`: a silent execution still runs in the user's namespace.
+    const code = [
+      "get_ipython().run_line_magic('load_ext', 'nbagent')",
+      `__import__('nbagent.jupyter.bridge', fromlist=['sidebar_turn']).sidebar_turn(${JSON.stringify(payload)})`
+    ].join('\n');
+    return this._execute(kernel, code, hooks);
+  }
+
+  /** Interrupt the kernel (the fallback when `stop` is not honoured). */
+  async interrupt(): Promise<void> {
+    await this._kernel?.interrupt();
+  }
+
+  dispose(): void {
+    if (this._isDisposed) {
+      return;
+    }
+    this._isDisposed = true;
+    this.context.sessionContext.kernelChanged.disconnect(this._onKernelChanged, this);
+    this.context.sessionContext.disposed.disconnect(this.dispose, this);
+    this.context.disposed.disconnect(this.dispose, this);
+    this.context.pathChanged.disconnect(this._onPathChanged, this);
+    this._detach();
+    this._disposed.emit();
+    Signal.clearData(this);
+  }
+
+  /* ------------------------------ kernel link ------------------------------ */
+
+  private _onKernelChanged(
+    _sender: unknown,
+    args: { newValue: Kernel.IKernelConnection | null }
+  ): void {
+    this._detach();
+    this._attach(args.newValue);
+  }
+
+  private _attach(kernel: Kernel.IKernelConnection | null): void {
+    this._kernel = kernel;
+    if (!kernel) {
+      this._setStatus('no-kernel');
+      return;
+    }
+    this._setStatus('waiting');
+    kernel.registerCommTarget(EVENTS_TARGET, this._keepCommOpen);
+    kernel.iopubMessage.connect(this._onIOPub, this);
+    kernel.statusChanged.connect(this._onKernelStatus, this);
+    void this._probe(kernel);
+  }
+
+  private _detach(): void {
+    const kernel = this._kernel;
+    this._control?.close();
+    this._control = null;
+    this._eventsCommId = null;
+    if (kernel && !kernel.isDisposed) {
+      kernel.removeCommTarget(EVENTS_TARGET, this._keepCommOpen);
+      kernel.iopubMessage.disconnect(this._onIOPub, this);
+      kernel.statusChanged.disconnect(this._onKernelStatus, this);
+    }
+    this._subshell = null;
+    this._kernel = null;
+  }
+
+  /** Registered only so JupyterLab keeps the kernel's events comm open. */
+  private _keepCommOpen = (): void => {
+    /* events are read from iopub in _onIOPub */
+  };
+
+  private _onKernelStatus(kernel: Kernel.IKernelConnection, status: Kernel.Status): void {
+    if (status === 'restarting' || status === 'autorestarting' || status === 'dead') {
+      // The kernel process is gone with its comms and subshells; the next hello
+      // (after `%load_ext nbagent` in the new process) re-handshakes.
+      this._control?.abandon();
+      this._control = null;
+      this._eventsCommId = null;
+      this._subshell = null;
+      if (kernel === this._kernel && this._status !== 'unsupported') {
+        this._setStatus('waiting');
+      }
+    }
+  }
+
+  /** Ask an already-loaded nbagent for a hello, e.g. after a page reload. */
+  private async _probe(kernel: Kernel.IKernelConnection): Promise<void> {
+    try {
+      const info = await kernel.info;
+      if (kernel !== this._kernel) {
+        return;
+      }
+      if (info.language_info.name !== 'python') {
+        this._setStatus('unsupported');
+        return;
+      }
+      await kernel.requestExecute({
+        code: ANNOUNCE_CODE,
+        silent: true,
+        store_history: false,
+        allow_stdin: false
+      }).done;
+    } catch (err) {
+      // A kernel that went away while probing is not worth a report.
+      if (kernel === this._kernel && !kernel.isDisposed) {
+        console.debug('nbagent: probe failed', err);
+      }
+    }
+  }
+
+  private _onIOPub(kernel: Kernel.IKernelConnection, msg: KernelMessage.IIOPubMessage): void {
+    if (kernel !== this._kernel) {
+      return;
+    }
+    if (KernelMessage.isCommOpenMsg(msg)) {
+      if (msg.content.target_name === EVENTS_TARGET) {
+        // The newest events comm wins: a later announce() replaces earlier ones.
+        this._eventsCommId = msg.content.comm_id;
+        this._onData(kernel, msg.content.data);
+      }
+    } else if (KernelMessage.isCommMsgMsg(msg)) {
+      if (msg.content.comm_id === this._eventsCommId) {
+        this._onData(kernel, msg.content.data);
+      }
+    } else if (KernelMessage.isCommCloseMsg(msg)) {
+      if (msg.content.comm_id === this._eventsCommId) {
+        // nbagent unloaded, or announce() replaced the comm (a new hello follows).
+        this._eventsCommId = null;
+        this._control?.close();
+        this._control = null;
+        this._setStatus('waiting');
+      }
+    }
+  }
+
+  private _onData(kernel: Kernel.IKernelConnection, data: unknown): void {
+    const msg = parseKernelMsg(data);
+    if (!msg) {
+      return;
+    }
+    switch (msg.type) {
+      case 'hello':
+        this._handshake = this._handshake
+          .then(() => this._onHello(kernel, msg))
+          .catch(err => {
+            console.error('nbagent: handshake failed', err);
+          });
+        break;
+      case 'agent_event':
+        this._agentEvent.emit(msg);
+        break;
+      case 'state':
+        this._stateMessage.emit(msg);
+        break;
+      case 'request':
+        if (msg.client_id === this.clientId) {
+          void this._onRequest(msg);
+        }
+        break;
+    }
+  }
+
+  /** Open (or reopen) the control comm on this kernel's subshell and register. */
+  private async _onHello(kernel: Kernel.IKernelConnection, _hello: HelloMsg): Promise<void> {
+    const subshellId = await this._ensureSubshell(kernel);
+    if (kernel !== this._kernel || this._isDisposed) {
+      return;
+    }
+    // A new hello means a new (or reloaded) kernel side: start a fresh control comm.
+    this._control?.close();
+    const control = new ControlChannel(kernel, subshellId);
+    this._control = control;
+    control.open({
+      v: PROTOCOL_VERSION,
+      type: 'register',
+      client_id: this.clientId,
+      path: this.path,
+      subshell_id: subshellId
+    });
+    this._setStatus('connected');
+  }
+
+  private _ensureSubshell(kernel: Kernel.IKernelConnection): Promise<string | null> {
+    if (!this._subshell) {
+      this._subshell = (async () => {
+        await kernel.info;
+        if (!kernel.supportsSubshells) {
+          return null;
+        }
+        try {
+          const reply = await kernel.requestCreateSubshell({}).done;
+          const id = reply.content.subshell_id;
+          return typeof id === 'string' ? id : null;
+        } catch (err) {
+          console.warn('nbagent: could not create a subshell; using the main shell', err);
+          return null;
+        }
+      })();
+    }
+    return this._subshell;
+  }
+
+  private _onPathChanged(): void {
+    this.sendControl({
+      v: PROTOCOL_VERSION,
+      type: 'path_changed',
+      client_id: this.clientId,
+      path: this.path
+    });
+  }
+
+  /* ------------------------------ requests ------------------------------ */
+
+  private async _onRequest(req: RequestMsg): Promise<void> {
+    let reply: ControlMsg;
+    try {
+      await this.context.ready;
+      const model = this.context.model;
+      const result = await applyOp(model.sharedModel, this.path, req.op, req.args);
+      reply = { v: PROTOCOL_VERSION, type: 'reply', id: req.id, ok: true, result: result ?? {} };
+    } catch (err) {
+      reply =
+        err instanceof OpError
+          ? {
+              v: PROTOCOL_VERSION,
+              type: 'reply',
+              id: req.id,
+              ok: false,
+              error: err.code,
+              message: err.message
+            }
+          : {
+              v: PROTOCOL_VERSION,
+              type: 'reply',
+              id: req.id,
+              ok: false,
+              error: 'internal',
+              message: String(err)
+            };
+    }
+    if (!this.sendControl(reply)) {
+      console.warn(`nbagent: no control comm to answer request ${req.id}`);
+    }
+  }
+
+  /* ------------------------------ helpers ------------------------------ */
+
+  private async _execute(
+    kernel: Kernel.IKernelConnection,
+    code: string,
+    hooks: ExecuteHooks
+  ): Promise<ExecuteOutcome> {
+    try {
+      // allow_stdin false: nobody shows an input box for a silent execution, so
+      // input() must fail fast; approvals come over the control comm instead.
+      const future = kernel.requestExecute({
+        code,
+        silent: true,
+        store_history: false,
+        allow_stdin: false
+      });
+      future.onIOPub = msg => {
+        if (KernelMessage.isStatusMsg(msg) && msg.content.execution_state === 'busy') {
+          hooks.onStarted?.();
+        } else if (KernelMessage.isErrorMsg(msg)) {
+          hooks.onError?.(`${msg.content.ename}: ${msg.content.evalue}`);
+        } else if (KernelMessage.isStreamMsg(msg) && msg.content.name === 'stderr') {
+          hooks.onError?.(msg.content.text);
+        }
+      };
+      const reply = await future.done;
+      const content = reply.content;
+      if (content.status === 'ok') {
+        return { ok: true };
+      }
+      if (content.status === 'error') {
+        return { ok: false, error: `${content.ename}: ${content.evalue}` };
+      }
+      return { ok: false, error: 'The request was aborted.' };
+    } catch (err) {
+      return { ok: false, error: `The kernel did not run the request (${String(err)}).` };
+    }
+  }
+
+  private _setStatus(status: BridgeStatus): void {
+    if (status !== this._status) {
+      this._status = status;
+      this._statusChanged.emit(status);
+    }
+  }
+
+  private _isDisposed = false;
+  private _kernel: Kernel.IKernelConnection | null = null;
+  private _status: BridgeStatus = 'no-kernel';
+  private _control: ControlChannel | null = null;
+  private _eventsCommId: string | null = null;
+  private _subshell: Promise<string | null> | null = null;
+  private _handshake: Promise<void> = Promise.resolve();
+  private _disposed = new Signal<this, void>(this);
+  private _statusChanged = new Signal<this, BridgeStatus>(this);
+  private _agentEvent = new Signal<this, AgentEventMsg>(this);
+  private _stateMessage = new Signal<this, StateMsg>(this);
+}

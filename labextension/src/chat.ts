@@ -1,0 +1,527 @@
+/**
+ * The conversation view of one notebook: turns from the sidebar and from `%%agent`
+ * cells, an input box, Send and Stop, approvals, and token/cost totals.
+ */
+
+import { Widget } from '@lumino/widgets';
+
+import type { BridgeStatus, NotebookBridge } from './bridge';
+import {
+  AgentEvent,
+  AgentEventMsg,
+  ApprovalRequestEvent,
+  Decision,
+  PROTOCOL_VERSION,
+  StateMsg,
+  TurnSource,
+  UsageTotals
+} from './protocol';
+import {
+  el,
+  errorLine,
+  imagesFromBlocks,
+  MarkdownBlock,
+  MarkdownRender,
+  noticeLine,
+  textFromBlocks,
+  ThinkingBlock,
+  ToolLine
+} from './render';
+
+/** How long Stop waits for `turn_end` before interrupting the kernel. */
+export const STOP_GRACE_MS = 2000;
+
+type Totals = {
+  input_tokens: number;
+  output_tokens: number;
+  cache_creation_input_tokens: number;
+  cache_read_input_tokens: number;
+  cost_usd: number;
+};
+
+function zeroTotals(): Totals {
+  return {
+    input_tokens: 0,
+    output_tokens: 0,
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: 0,
+    cost_usd: 0
+  };
+}
+
+function addUsage(totals: Totals, usage: UsageTotals): void {
+  totals.input_tokens += usage.input_tokens ?? 0;
+  totals.output_tokens += usage.output_tokens ?? 0;
+  totals.cache_creation_input_tokens += usage.cache_creation_input_tokens ?? 0;
+  totals.cache_read_input_tokens += usage.cache_read_input_tokens ?? 0;
+  totals.cost_usd += usage.cost_usd ?? 0;
+}
+
+const nf = new Intl.NumberFormat();
+
+export function formatUsage(t: Totals): string {
+  const cached = t.cache_read_input_tokens + t.cache_creation_input_tokens;
+  const parts = [`${nf.format(t.input_tokens)} in`, `${nf.format(t.output_tokens)} out`];
+  if (cached) {
+    parts.push(
+      `${nf.format(t.cache_read_input_tokens)} cache read / ${nf.format(t.cache_creation_input_tokens)} written`
+    );
+  }
+  parts.push(`$${t.cost_usd.toFixed(4)}`);
+  return parts.join(' · ');
+}
+
+const STATUS_TEXT: Record<BridgeStatus, string> = {
+  'no-kernel': 'No kernel',
+  unsupported: 'nbagent needs a Python kernel',
+  waiting: 'nbagent loads with your first message',
+  connected: 'Connected'
+};
+
+/** One turn: the prompt, then the assistant's text, thinking, tools and notices. */
+class TurnView {
+  readonly node = el('div', 'jp-nbagent-turn');
+  turnId: string | null;
+  ended = false;
+
+  constructor(
+    readonly source: TurnSource,
+    turnId: string | null,
+    private readonly _render: MarkdownRender,
+    private readonly _decide: (callId: string, decision: Decision) => boolean
+  ) {
+    this.turnId = turnId;
+    this.node.dataset.source = source;
+    this.node.appendChild(this._body);
+  }
+
+  setPrompt(prompt: string): void {
+    if (this._prompt) {
+      return;
+    }
+    this._prompt = el('div', 'jp-nbagent-message-user');
+    if (this.source === 'cell') {
+      this._prompt.appendChild(el('span', 'jp-nbagent-source', '%%agent'));
+    }
+    this._prompt.appendChild(el('div', 'jp-nbagent-prompt', prompt));
+    this.node.prepend(this._prompt);
+  }
+
+  handle(event: AgentEvent): void {
+    switch (event.type) {
+      case 'turn_start':
+        this.setPrompt(event.prompt);
+        break;
+      case 'text_delta':
+        this._textBlock().append(event.text);
+        break;
+      case 'thinking_delta':
+        this._thinkingBlock().append(event.text);
+        break;
+      case 'tool_call_start':
+        this._tool(event.id, event.name);
+        break;
+      case 'tool_input_delta':
+        break;
+      case 'tool_call':
+        this._tool(event.call.id, event.call.name).setInput(event.call.input);
+        break;
+      case 'tool_result': {
+        const tool = this._tool(event.call.id, event.call.name);
+        const text = textFromBlocks(event.output.content);
+        tool.setResult({
+          summary: event.output.summary || text.split('\n', 1)[0].slice(0, 120),
+          isError: event.output.is_error,
+          detail: text,
+          images: imagesFromBlocks(event.output.content),
+          elapsed: event.elapsed
+        });
+        this._retireApproval(event.call.id);
+        break;
+      }
+      case 'approval_request':
+        this._approval(event);
+        break;
+      case 'notice':
+        this._add(noticeLine(event.text, event.level));
+        break;
+      case 'usage':
+        addUsage(this._usage, event);
+        break;
+      case 'error':
+        this.addError(event.message);
+        break;
+      case 'turn_end':
+        this.end(event.stop_reason, event.message);
+        break;
+    }
+  }
+
+  addError(text: string): void {
+    this._errors.add(text.trim());
+    this._add(errorLine(text));
+  }
+
+  end(stopReason: string, message = ''): void {
+    if (this.ended) {
+      return;
+    }
+    this.ended = true;
+    void this._text?.flush();
+    for (const callId of [...this._approvals.keys()]) {
+      this._retireApproval(callId);
+    }
+    for (const tool of this._tools.values()) {
+      tool.cancel('not run');
+    }
+    const parts: string[] = [];
+    if (stopReason && stopReason !== 'end_turn') {
+      parts.push(stopReason.replace(/_/g, ' '));
+    }
+    // turn_end often repeats the error just shown.
+    if (message && !this._errors.has(message.trim())) {
+      parts.push(message);
+    }
+    if (this._usage.input_tokens || this._usage.output_tokens) {
+      parts.push(formatUsage(this._usage));
+    }
+    if (parts.length) {
+      this.node.appendChild(el('div', 'jp-nbagent-turn-footer', parts.join(' · ')));
+    }
+  }
+
+  private _add(node: HTMLElement): void {
+    this._body.appendChild(node);
+    this._last = null;
+  }
+
+  private _textBlock(): MarkdownBlock {
+    if (!(this._last instanceof MarkdownBlock)) {
+      void this._text?.flush();
+      this._text = new MarkdownBlock(this._render);
+      this._body.appendChild(this._text.node);
+      this._last = this._text;
+    }
+    return this._last;
+  }
+
+  private _thinkingBlock(): ThinkingBlock {
+    if (!(this._last instanceof ThinkingBlock)) {
+      const block = new ThinkingBlock();
+      this._body.appendChild(block.node);
+      this._last = block;
+    }
+    return this._last;
+  }
+
+  private _tool(id: string, name: string): ToolLine {
+    let tool = this._tools.get(id);
+    if (!tool) {
+      tool = new ToolLine(name);
+      this._tools.set(id, tool);
+      this._add(tool.node);
+    }
+    return tool;
+  }
+
+  private _approval(event: ApprovalRequestEvent): void {
+    const box = el('div', 'jp-nbagent-approval');
+    box.appendChild(
+      el('div', 'jp-nbagent-approval-title', `Allow ${event.call.name} (${event.category})?`)
+    );
+    box.appendChild(
+      el('pre', 'jp-nbagent-approval-input', JSON.stringify(event.call.input, null, 2))
+    );
+    const buttons = el('div', 'jp-nbagent-approval-buttons');
+    const choices: [Decision, string, string][] = [
+      ['allow', 'Allow once', 'jp-nbagent-approve-allow jp-mod-accept'],
+      ['always', 'Always', 'jp-nbagent-approve-always'],
+      ['deny', 'Deny', 'jp-nbagent-approve-deny jp-mod-reject']
+    ];
+    for (const [decision, label, cls] of choices) {
+      const button = el('button', `jp-Button jp-nbagent-button ${cls}`, label);
+      button.type = 'button';
+      button.addEventListener('click', () => {
+        if (this._decide(event.call.id, decision)) {
+          this._retireApproval(event.call.id, label);
+        } else {
+          this._add(noticeLine('Not connected to the kernel: the answer was not sent.', 'warning'));
+        }
+      });
+      buttons.appendChild(button);
+    }
+    box.appendChild(buttons);
+    this._approvals.set(event.call.id, box);
+    this._add(box);
+  }
+
+  private _retireApproval(callId: string, decided?: string): void {
+    const box = this._approvals.get(callId);
+    if (!box) {
+      return;
+    }
+    this._approvals.delete(callId);
+    box.querySelectorAll('button').forEach(b => (b.disabled = true));
+    box.classList.add('jp-mod-answered');
+    if (decided) {
+      box.appendChild(el('div', 'jp-nbagent-approval-answer', decided));
+    }
+  }
+
+  private _body = el('div', 'jp-nbagent-message-assistant');
+  private _prompt: HTMLElement | null = null;
+  private _last: MarkdownBlock | ThinkingBlock | null = null;
+  private _text: MarkdownBlock | null = null;
+  private _tools = new Map<string, ToolLine>();
+  private _approvals = new Map<string, HTMLElement>();
+  private _usage = zeroTotals();
+  private _errors = new Set<string>();
+}
+
+/** The chat for one notebook; the sidebar shows the one of the current notebook. */
+export class ChatView extends Widget {
+  constructor(
+    readonly bridge: NotebookBridge,
+    private readonly _render: MarkdownRender
+  ) {
+    super();
+    this.addClass('jp-nbagent-chat');
+    this._build();
+    bridge.agentEvent.connect(this._onAgentEvent, this);
+    bridge.stateMessage.connect(this._onState, this);
+    bridge.statusChanged.connect(this._onStatus, this);
+    bridge.context.pathChanged.connect(this._updateTitle, this);
+    this._updateTitle();
+    this._onStatus(bridge, bridge.status);
+  }
+
+  get busy(): boolean {
+    return this._sending || this._running.size > 0;
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    window.clearTimeout(this._stopTimer);
+    this.bridge.agentEvent.disconnect(this._onAgentEvent, this);
+    this.bridge.stateMessage.disconnect(this._onState, this);
+    this.bridge.statusChanged.disconnect(this._onStatus, this);
+    this.bridge.context.pathChanged.disconnect(this._updateTitle, this);
+    super.dispose();
+  }
+
+  focusInput(): void {
+    this._input.focus();
+  }
+
+  /** Send the input box's text as a sidebar turn. */
+  async send(): Promise<void> {
+    const prompt = this._input.value.trim();
+    if (!prompt || this.busy) {
+      return;
+    }
+    const status = this.bridge.status;
+    if (status === 'no-kernel' || status === 'unsupported') {
+      this._log.appendChild(noticeLine(STATUS_TEXT[status], 'warning'));
+      return;
+    }
+    this._input.value = '';
+    const turn = this._newTurn('sidebar', null);
+    turn.setPrompt(prompt);
+    this._pending = turn;
+    this._sending = true;
+    this._update();
+    let errorShown = false;
+    const outcome = await this.bridge.runSidebarTurn(prompt, {
+      onStarted: () => (this._executing = true),
+      onError: text => {
+        errorShown = true;
+        turn.addError(text);
+      }
+    });
+    this._sending = false;
+    this._executing = false;
+    if (this._pending === turn) {
+      this._pending = null;
+    }
+    if (!outcome.ok && !errorShown) {
+      turn.addError(outcome.error ?? 'The request failed.');
+    }
+    // The execution is over, so is the turn, whether or not turn_end made it here.
+    this._endTurn(turn, outcome.ok ? '' : 'error');
+    this._update();
+  }
+
+  /**
+   * Ask the kernel to stop; interrupt it if the turn has not ended in STOP_GRACE_MS.
+   * Only a turn known to be running is interrupted: a prompt still queued behind the
+   * user's own cell must not cost them that cell.
+   */
+  stop(): void {
+    const sent = this.bridge.sendControl({ v: PROTOCOL_VERSION, type: 'stop' });
+    window.clearTimeout(this._stopTimer);
+    const turnRunning = () => this._running.size > 0 || this._executing;
+    if (!sent) {
+      if (turnRunning()) {
+        void this.bridge.interrupt();
+      }
+      return;
+    }
+    this._stopTimer = window.setTimeout(() => {
+      if (turnRunning()) {
+        void this.bridge.interrupt();
+      }
+    }, STOP_GRACE_MS);
+  }
+
+  private _build(): void {
+    const header = el('div', 'jp-nbagent-header');
+    header.appendChild(this._title);
+    header.appendChild(this._status);
+    this.node.appendChild(header);
+    this.node.appendChild(this._log);
+    const footer = el('div', 'jp-nbagent-footer');
+    footer.appendChild(this._usageNode);
+    const composer = el('div', 'jp-nbagent-composer');
+    this._input.placeholder = 'Ask nbagent… (Enter to send, Shift+Enter for a new line)';
+    this._input.rows = 3;
+    this._input.addEventListener('keydown', event => {
+      if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        void this.send();
+      }
+    });
+    composer.appendChild(this._input);
+    const buttons = el('div', 'jp-nbagent-composer-buttons');
+    this._sendButton.type = 'button';
+    this._sendButton.addEventListener('click', () => void this.send());
+    this._stopButton.type = 'button';
+    this._stopButton.addEventListener('click', () => this.stop());
+    buttons.appendChild(this._sendButton);
+    buttons.appendChild(this._stopButton);
+    composer.appendChild(buttons);
+    footer.appendChild(composer);
+    this.node.appendChild(footer);
+    this._usageNode.textContent = formatUsage(this._totals);
+    this._update();
+  }
+
+  private _newTurn(source: TurnSource, turnId: string | null): TurnView {
+    const turn = new TurnView(source, turnId, this._render, (callId, decision) =>
+      this.bridge.sendControl({ v: PROTOCOL_VERSION, type: 'approval', call_id: callId, decision })
+    );
+    if (turnId) {
+      this._turns.set(turnId, turn);
+    }
+    this._log.appendChild(turn.node);
+    return turn;
+  }
+
+  private _onAgentEvent(_sender: NotebookBridge, msg: AgentEventMsg): void {
+    const stick = this._nearBottom();
+    let turn = this._turns.get(msg.turn_id);
+    if (!turn) {
+      if (msg.source === 'sidebar' && this._pending && this._pending.turnId === null) {
+        turn = this._pending;
+        turn.turnId = msg.turn_id;
+        this._turns.set(msg.turn_id, turn);
+      } else {
+        turn = this._newTurn(msg.source, msg.turn_id);
+      }
+    }
+    const event = msg.event;
+    if (event.type === 'turn_start') {
+      this._running.add(msg.turn_id);
+    } else if (event.type === 'usage') {
+      addUsage(this._totals, event);
+      this._usageNode.textContent = formatUsage(this._totals);
+    }
+    if (event.type === 'turn_end') {
+      this._endTurn(turn, event.stop_reason, event.message);
+    } else {
+      turn.handle(event);
+    }
+    this._update();
+    if (stick) {
+      this._log.scrollTop = this._log.scrollHeight;
+    }
+  }
+
+  private _endTurn(turn: TurnView, stopReason: string, message = ''): void {
+    turn.end(stopReason, message);
+    if (turn.turnId) {
+      this._running.delete(turn.turnId);
+    }
+    if (!this.busy) {
+      window.clearTimeout(this._stopTimer);
+    }
+  }
+
+  private _onState(_sender: NotebookBridge, msg: StateMsg): void {
+    if (msg.usage) {
+      this._totals = zeroTotals();
+      addUsage(this._totals, msg.usage);
+      this._usageNode.textContent = formatUsage(this._totals);
+    }
+    if (!msg.busy) {
+      // The session is idle: any turn still open here lost its turn_end.
+      for (const id of this._running) {
+        this._turns.get(id)?.end('');
+      }
+      this._running.clear();
+      this._update();
+    }
+  }
+
+  private _onStatus(_sender: NotebookBridge, status: BridgeStatus): void {
+    this._status.textContent = STATUS_TEXT[status];
+    this._status.dataset.status = status;
+    if (status !== 'connected' && this._running.size > 0) {
+      // The kernel restarted or unloaded nbagent mid-turn.
+      for (const id of this._running) {
+        this._turns.get(id)?.end('interrupted', 'the kernel went away');
+      }
+      this._running.clear();
+    }
+    this._update();
+  }
+
+  private _updateTitle(): void {
+    const path = this.bridge.path;
+    this._title.textContent = path.split('/').pop() ?? path;
+    this._title.title = path;
+  }
+
+  private _update(): void {
+    const status = this.bridge.status;
+    const usable = status === 'waiting' || status === 'connected';
+    this._sendButton.disabled = !usable || this.busy;
+    this._stopButton.disabled = !this.busy;
+    this.node.classList.toggle('jp-mod-busy', this.busy);
+  }
+
+  private _nearBottom(): boolean {
+    const log = this._log;
+    return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  }
+
+  private _title = el('div', 'jp-nbagent-title');
+  private _status = el('div', 'jp-nbagent-status');
+  private _log = el('div', 'jp-nbagent-log');
+  private _usageNode = el('div', 'jp-nbagent-usage');
+  private _input = el('textarea', 'jp-nbagent-input');
+  private _sendButton = el(
+    'button',
+    'jp-Button jp-mod-styled jp-mod-accept jp-nbagent-send',
+    'Send'
+  );
+  private _stopButton = el('button', 'jp-Button jp-mod-styled jp-mod-warn jp-nbagent-stop', 'Stop');
+  private _turns = new Map<string, TurnView>();
+  private _running = new Set<string>();
+  private _pending: TurnView | null = null;
+  private _sending = false;
+  private _executing = false;
+  private _stopTimer = 0;
+  private _totals = zeroTotals();
+}

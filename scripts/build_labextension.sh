@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Build the JupyterLab extension (labextension/) into src/nbagent/labextension/.
+#
+# Works offline against whatever npm registry this machine's npm is configured for,
+# and on a machine where only `pip install jupyterlab` happened (jlpm comes with it;
+# Node.js >= 20 must be on PATH). Safe to run again: an up-to-date install is a no-op.
+#
+# Environment:
+#   PYTHON                    the Python whose JupyterLab to build against (default: python)
+#   YARN_NPM_REGISTRY_SERVER  registry for jlpm (default: `npm config get registry`)
+#   NBAGENT_LAB_DEV=1         development build (source maps, no minification)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+EXT="$ROOT/labextension"
+PY="${PYTHON:-python}"
+
+if ! command -v node >/dev/null 2>&1; then
+  echo "build_labextension: Node.js (>= 20) is required on PATH" >&2
+  exit 1
+fi
+
+# jlpm (yarn berry) does not read npm's config; point it at the registry npm uses.
+if [ -z "${YARN_NPM_REGISTRY_SERVER:-}" ] && command -v npm >/dev/null 2>&1; then
+  registry="$(npm config get registry 2>/dev/null || true)"
+  if [ -n "$registry" ] && [ "$registry" != "undefined" ]; then
+    export YARN_NPM_REGISTRY_SERVER="$registry"
+  fi
+fi
+export YARN_ENABLE_TELEMETRY=0
+
+# jlpm ships with JupyterLab (jupyter_builder); run the one of the chosen Python.
+jlpm() {
+  "$PY" -c 'import sys; from jupyter_builder.jlpm import main; sys.exit(main())' "$@"
+}
+
+# The installed JupyterLab's own core package data: `jupyter labextension build`
+# (jupyter_builder, behind `jupyter labextension build`) would otherwise try to
+# download @jupyterlab/core-meta.
+CORE_PACKAGE_FILE="$("$PY" -c 'import jupyterlab, os; print(os.path.join(os.path.dirname(jupyterlab.__file__), "staging", "package.json"))')"
+
+cd "$EXT"
+start=$(date +%s)
+
+# --immutable: the committed yarn.lock is the truth; change dependencies with a
+# plain `jlpm install` in labextension/ and commit the new lockfile.
+jlpm install --immutable
+
+jlpm run build:lib
+
+mode=()
+if [ "${NBAGENT_LAB_DEV:-0}" = "1" ]; then
+  mode=(--development True)
+fi
+"$PY" -m jupyter_builder.main build "${mode[@]}" . --core-package-file "$CORE_PACKAGE_FILE"
+
+echo "build_labextension: built src/nbagent/labextension in $(( $(date +%s) - start )) s"
