@@ -64,9 +64,11 @@ class Execution:
 class LiveKernel:
     """Start a python3 kernel with the test's environment; stop it by its manager."""
 
-    def __init__(self, cwd: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, cwd: str, env: dict[str, str] | None = None, extra_arguments: list[str] | None = None
+    ) -> None:
         self.km = KernelManager(kernel_name="python3")
-        self.km.start_kernel(cwd=cwd, env=env)
+        self.km.start_kernel(cwd=cwd, env=env, extra_arguments=extra_arguments or [])
         self.client = self.km.blocking_client()
         self.client.start_channels()
         self.client.wait_for_ready(timeout=60)

@@ -472,3 +472,38 @@ def test_tool_decorator_rules():
     schema = add.to_param()["input_schema"]
     assert schema["required"] == ["a", "b"] and schema["properties"]["a"]["type"] == "integer"
     assert schema["properties"]["a"]["description"] == "first number"
+
+
+def test_pause_turn_sends_the_history_back_to_continue(fake_api):
+    fake_api.enqueue(reply(text("Searching..."), stop_reason="pause_turn"), "Found it.")
+    agent = make_agent()
+    result = agent.run("look it up")
+    assert result.text == "Found it." and result.stop_reason == "end_turn"
+    second = fake_api.requests[1]["body"]["messages"]
+    assert second[-1]["role"] == "assistant" and second[-1]["content"][0]["text"] == "Searching..."
+
+
+def test_long_tool_output_is_clipped_with_a_notice(fake_api):
+    @tool(read_only=True)
+    def dump(n: int) -> str:
+        """Produce a lot of output.
+
+        Args:
+            n: characters
+        """
+        return "x" * n
+
+    fake_api.enqueue(reply(tool_use("dump", {"n": 50_000})), "ok")
+    Agent(tools=[dump], max_tool_output_chars=1000).run("dump")
+    sent = result_text(tool_results(fake_api.last_body["messages"][-1])[0])
+    assert len(sent) < 1200
+    assert "output clipped" in sent and "50,000" in sent
+
+
+def test_each_tool_call_is_logged_in_the_seed_shape(fake_api, caplog):
+    fake_api.enqueue(reply(tool_use("save_note", {"note": "a" * 200})), "ok")
+    with caplog.at_level("INFO", logger="nbagent.tools"):
+        make_agent().run("note")
+    line = next(r.getMessage() for r in caplog.records if r.name == "nbagent.tools")
+    assert line.startswith("[TOOL][save_note] note=")
+    assert line.endswith("...") and len(line) < 120, "long values are shortened"

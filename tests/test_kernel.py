@@ -176,3 +176,19 @@ def test_headless_policy_allow(fake_api, in_tmp):
     assert (in_tmp / "made.txt").read_text() == "x"
     out = "".join(o.get("data", {}).get("text/plain", "") for o in nb.cells[1].outputs)
     assert "Allowed create_file" in out
+
+
+def test_extension_and_settings_from_ipython_config(fake_api, in_tmp):
+    """As ipython_config.py would: c.InteractiveShellApp.extensions and c.NBAgent.*"""
+    k = LiveKernel(
+        str(in_tmp),
+        env=kernel_env(),
+        extra_arguments=["--InteractiveShellApp.extensions=nbagent", "--NBAgent.model=claude-haiku-4-5"],
+    )
+    try:
+        fake_api.enqueue("configured")
+        run = k.execute("%%agent\nhello")
+        assert "configured" in run.text(), run.error_text()
+        assert fake_api.last_body["model"] == "claude-haiku-4-5"
+    finally:
+        k.stop()
