@@ -83,7 +83,11 @@ def run_raw(calls: int) -> float:
             if block.type == "tool_use":
                 n += 1
                 results.append(
-                    {"type": "tool_result", "tool_use_id": block.id, "content": lookup.func(**block.input)}
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": block.id,
+                        "content": lookup.func(**block.input),
+                    }
                 )
         messages.append({"role": "user", "content": results})
     elapsed = time.perf_counter() - start

@@ -68,16 +68,25 @@ def main() -> None:
         os.environ["ANTHROPIC_API_KEY"] = "sk-ant-benchmark"
         os.environ.pop("MPLBACKEND", None)
         nb = new_notebook()
-        nb.cells = [new_code_cell("%load_ext nbagent"), new_code_cell("%%agent\nWrite a long essay.")]
-        client = CountingClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": tmp}})
+        nb.cells = [
+            new_code_cell("%load_ext nbagent"),
+            new_code_cell("%%agent\nWrite a long essay."),
+        ]
+        client = CountingClient(
+            nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": tmp}}
+        )
         start = time.perf_counter()
         client.execute()
         elapsed = time.perf_counter() - start
     final_bytes = len(json.dumps(nb.cells[1].outputs).encode())
     shown = "".join(o.get("data", {}).get("text/plain", "") for o in nb.cells[1].outputs)
     assert "word1" in shown, "the answer did not reach the cell output"
-    print(f"answer: {len(body):,} characters (~{args.tokens:,} tokens), streamed at ~{args.tokens_per_second:,.0f} tokens/s")
-    print(f"run time: {elapsed:.1f} s; output messages: {client.messages}; final outputs: {len(nb.cells[1].outputs)}")
+    print(
+        f"answer: {len(body):,} characters (~{args.tokens:,} tokens), streamed at ~{args.tokens_per_second:,.0f} tokens/s"
+    )
+    print(
+        f"run time: {elapsed:.1f} s; output messages: {client.messages}; final outputs: {len(nb.cells[1].outputs)}"
+    )
     print(f"iopub output bytes: {client.iopub_bytes:,}")
     print(f"final transcript bytes: {final_bytes:,}")
     print(f"ratio: {client.iopub_bytes / final_bytes:.2f}  (target <= 3)")

@@ -85,7 +85,9 @@ class LiveKernel:
         while not idle:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"no idle status within {timeout}s; outputs so far: {outputs[-3:]}")
+                raise TimeoutError(
+                    f"no idle status within {timeout}s; outputs so far: {outputs[-3:]}"
+                )
             try:
                 msg = self.client.get_iopub_msg(timeout=remaining)
             except queue.Empty:
@@ -96,7 +98,14 @@ class LiveKernel:
             if kind == "status":
                 idle = msg["content"]["execution_state"] == "idle"
                 continue
-            if kind in ("stream", "display_data", "update_display_data", "execute_result", "error", "clear_output"):
+            if kind in (
+                "stream",
+                "display_data",
+                "update_display_data",
+                "execute_result",
+                "error",
+                "clear_output",
+            ):
                 outputs.append(msg)
                 nbytes += _content_bytes(msg)
         while True:

@@ -232,7 +232,9 @@ def test_refusal_is_reported_and_history_stays_valid(fake_api):
 
 
 def test_max_tokens_says_so_and_closes_a_truncated_tool_call(fake_api):
-    fake_api.enqueue(reply(text("Partial"), tool_use("add", {"a": 1, "b": 2}), stop_reason="max_tokens"), "next")
+    fake_api.enqueue(
+        reply(text("Partial"), tool_use("add", {"a": 1, "b": 2}), stop_reason="max_tokens"), "next"
+    )
     agent = make_agent()
     result = agent.run("long")
     assert result.stop_reason == "max_tokens"
@@ -298,7 +300,9 @@ def test_keyboard_interrupt_in_a_tool_keeps_history_valid(fake_api):
 
 
 def test_manual_tool_execution(fake_api):
-    fake_api.enqueue(reply(tool_use("add", {"a": 20, "b": 22}), tool_use("save_note", {"note": "n"})), "42 it is")
+    fake_api.enqueue(
+        reply(tool_use("add", {"a": 20, "b": 22}), tool_use("save_note", {"note": "n"})), "42 it is"
+    )
     agent = make_agent()
     result = agent.run("add", execute_tools=False)
     assert result.stop_reason == "awaiting_tool_results"
@@ -338,7 +342,11 @@ def test_ask_mode_with_callable(fake_api):
 
 
 def test_ask_mode_suspends_and_resumes(fake_api):
-    fake_api.enqueue(reply(tool_use("save_note", {"note": "a"})), reply(tool_use("save_note", {"note": "b"})), "ok")
+    fake_api.enqueue(
+        reply(tool_use("save_note", {"note": "a"})),
+        reply(tool_use("save_note", {"note": "b"})),
+        "ok",
+    )
     agent = make_agent(permission_mode="ask")
     result = agent.run("save")
     assert result.stop_reason == "awaiting_approval"
@@ -363,7 +371,9 @@ def test_new_prompt_while_suspended_closes_the_pending_call(fake_api):
 
 
 def test_read_only_mode_refuses_everything_but_reads(fake_api):
-    fake_api.enqueue(reply(tool_use("add", {"a": 1, "b": 1}), tool_use("save_note", {"note": "x"})), "ok")
+    fake_api.enqueue(
+        reply(tool_use("add", {"a": 1, "b": 1}), tool_use("save_note", {"note": "x"})), "ok"
+    )
     agent = make_agent(permission_mode="read-only")
     agent.run("try")
     blocks = tool_results(fake_api.last_body["messages"][-1])
@@ -402,7 +412,9 @@ def test_dotenv_and_system_prompt_file_are_read_not_written(in_tmp, monkeypatch)
         assert agent.run("hi").text == "from dotenv"
         request = server.requests[0]
         headers = request["headers"]
-        assert "sk-ant-from-dotenv" in (headers.get("x-api-key", "") + headers.get("authorization", ""))
+        assert "sk-ant-from-dotenv" in (
+            headers.get("x-api-key", "") + headers.get("authorization", "")
+        )
         assert request["body"]["model"] == "claude-sonnet-4-6"
         assert request["body"]["system"][0]["text"] == "You are a terse statistician."
         assert prompt.stat().st_mtime_ns == before

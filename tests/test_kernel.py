@@ -152,8 +152,12 @@ def test_headless_ask_mode_denies_by_default_and_says_so(fake_api, in_tmp):
         new_code_cell("%%agent\nmake a file"),
         new_code_cell("import os; print(os.path.exists('made.txt'))"),
     ]
-    fake_api.enqueue(reply(tool_use("create_file", {"file_path": "made.txt", "content": "x"})), "Could not.")
-    NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(in_tmp)}}).execute()
+    fake_api.enqueue(
+        reply(tool_use("create_file", {"file_path": "made.txt", "content": "x"})), "Could not."
+    )
+    NotebookClient(
+        nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(in_tmp)}}
+    ).execute()
     agent_out = "".join(o.get("data", {}).get("text/plain", "") for o in nb.cells[1].outputs)
     assert "Denied create_file" in agent_out and "headless" in agent_out
     assert nb.cells[2].outputs[0]["text"].strip() == "False"
@@ -171,8 +175,12 @@ def test_headless_policy_allow(fake_api, in_tmp):
         ),
         new_code_cell("%%agent\nmake a file"),
     ]
-    fake_api.enqueue(reply(tool_use("create_file", {"file_path": "made.txt", "content": "x"})), "Made it.")
-    NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(in_tmp)}}).execute()
+    fake_api.enqueue(
+        reply(tool_use("create_file", {"file_path": "made.txt", "content": "x"})), "Made it."
+    )
+    NotebookClient(
+        nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(in_tmp)}}
+    ).execute()
     assert (in_tmp / "made.txt").read_text() == "x"
     out = "".join(o.get("data", {}).get("text/plain", "") for o in nb.cells[1].outputs)
     assert "Allowed create_file" in out
@@ -183,7 +191,10 @@ def test_extension_and_settings_from_ipython_config(fake_api, in_tmp):
     k = LiveKernel(
         str(in_tmp),
         env=kernel_env(),
-        extra_arguments=["--InteractiveShellApp.extensions=nbagent", "--NBAgent.model=claude-haiku-4-5"],
+        extra_arguments=[
+            "--InteractiveShellApp.extensions=nbagent",
+            "--NBAgent.model=claude-haiku-4-5",
+        ],
     )
     try:
         fake_api.enqueue("configured")

@@ -105,7 +105,9 @@ class Agent:
         cwd = Path.cwd()
         self.settings = load_settings(cwd, env)
         self.model = model or self.settings.model
-        self.max_turns = parse_max_turns(max_turns) if max_turns is not None else self.settings.max_turns
+        self.max_turns = (
+            parse_max_turns(max_turns) if max_turns is not None else self.settings.max_turns
+        )
         self.system = resolve_system_prompt(system, self.settings, cwd)
         self.policy = PermissionPolicy(permission_mode)
         self.approve = approve
@@ -187,7 +189,9 @@ class Agent:
 
     # -- streaming API ------------------------------------------------------
 
-    def stream(self, prompt: str | list[dict[str, Any]], *, execute_tools: bool = True) -> Generator[Event, None, None]:
+    def stream(
+        self, prompt: str | list[dict[str, Any]], *, execute_tools: bool = True
+    ) -> Generator[Event, None, None]:
         """Start a turn with `prompt` and yield its events."""
         with self._busy():
             self._abandon_suspended_run()
@@ -246,17 +250,23 @@ class Agent:
     def resume(self, decision: str) -> RunResult:
         return self._collect(self.stream_resume(decision))
 
-    def submit_tool_results(self, results: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> RunResult:
+    def submit_tool_results(
+        self, results: Mapping[str, Any] | Iterable[Mapping[str, Any]]
+    ) -> RunResult:
         return self._collect(self.stream_submit_tool_results(results))
 
     # -- async API ----------------------------------------------------------
 
-    async def astream(self, prompt: str | list[dict[str, Any]], *, execute_tools: bool = True) -> AsyncIterator[Event]:
+    async def astream(
+        self, prompt: str | list[dict[str, Any]], *, execute_tools: bool = True
+    ) -> AsyncIterator[Event]:
         """Async version of `stream`: the loop runs in a worker thread."""
         async for event in _in_thread(lambda: self.stream(prompt, execute_tools=execute_tools)):
             yield event
 
-    async def arun(self, prompt: str | list[dict[str, Any]], *, execute_tools: bool = True) -> RunResult:
+    async def arun(
+        self, prompt: str | list[dict[str, Any]], *, execute_tools: bool = True
+    ) -> RunResult:
         return await asyncio.to_thread(self.run, prompt, execute_tools=execute_tools)
 
     async def aresume(self, decision: str) -> RunResult:
@@ -270,7 +280,9 @@ class Agent:
         system: Any = self.system
         if self.prompt_caching:
             blocks: list[dict[str, Any]] = (
-                [{"type": "text", "text": system}] if isinstance(system, str) else [dict(b) for b in system]
+                [{"type": "text", "text": system}]
+                if isinstance(system, str)
+                else [dict(b) for b in system]
             )
             if blocks:
                 blocks[-1]["cache_control"] = {"type": "ephemeral"}
@@ -279,7 +291,9 @@ class Agent:
             "model": self.model,
             "max_tokens": self.max_tokens,
             "system": system,
-            "messages": with_cache_breakpoint(self.messages) if self.prompt_caching else self.messages,
+            "messages": with_cache_breakpoint(self.messages)
+            if self.prompt_caching
+            else self.messages,
         }
         tools = self.tool_runner.params()
         if tools:
@@ -374,12 +388,16 @@ class Agent:
         return _Guard()
 
 
-def _normalize_results(results: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> dict[str, ToolOutput]:
+def _normalize_results(
+    results: Mapping[str, Any] | Iterable[Mapping[str, Any]],
+) -> dict[str, ToolOutput]:
     if isinstance(results, Mapping):
         return {k: as_tool_output(v) for k, v in results.items()}
     out = {}
     for block in results:
-        out[block["tool_use_id"]] = ToolOutput(block.get("content", ""), bool(block.get("is_error")))
+        out[block["tool_use_id"]] = ToolOutput(
+            block.get("content", ""), bool(block.get("is_error"))
+        )
     return out
 
 

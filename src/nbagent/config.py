@@ -108,7 +108,9 @@ def missing_key_message(cwd: Path | None = None) -> str:
     )
 
 
-def resolve_system_prompt(system: str | list[dict] | None, settings: Settings, cwd: Path) -> str | list[dict]:
+def resolve_system_prompt(
+    system: str | list[dict] | None, settings: Settings, cwd: Path
+) -> str | list[dict]:
     """The system prompt: the argument, else SYSTEM_PROMPT_FILE, else ./system_prompt.txt.
 
     The file is only ever read: a user's prompt file is theirs.

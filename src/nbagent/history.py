@@ -40,7 +40,11 @@ def tool_calls_in(message: dict[str, Any]) -> list[ToolCall]:
 
 
 def tool_result_block(call_id: str, output: ToolOutput) -> dict[str, Any]:
-    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": call_id, "content": output.content}
+    block: dict[str, Any] = {
+        "type": "tool_result",
+        "tool_use_id": call_id,
+        "content": output.content,
+    }
     if output.is_error:
         block["is_error"] = True
     return block

@@ -238,7 +238,9 @@ def _stop_notice(agent: Agent, stop_reason: str, final: bool) -> Notice | None:
             "warning",
         )
     if stop_reason == "refusal":
-        return Notice("The model declined to answer this request (stop reason: refusal).", "warning")
+        return Notice(
+            "The model declined to answer this request (stop reason: refusal).", "warning"
+        )
     return None
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..events import Event, TextDelta, ThinkingDelta, TurnEnd
 from ..render.transcript import TURN_MIME, Block, Transcript
+from ..render.window import LiveWindow
 
 DisplayFn = Callable[..., Any]
 
@@ -47,7 +48,7 @@ class CellOutput:
         self.max_latency = max_latency
         self.rich_mime = rich_mime  # the labextension renders TURN_MIME; others get Markdown
         self._display = display
-        self._live_start = 0  # index of the first block in the live window
+        self.window = LiveWindow(transcript, window_chars)
         self._handle: Any = None
         self._last_update = 0.0
         self._chars_seen = 0  # text and thinking characters so far
@@ -60,9 +61,9 @@ class CellOutput:
         streaming = isinstance(event, TextDelta | ThinkingDelta)
         if isinstance(event, TextDelta | ThinkingDelta):
             self._chars_seen += len(event.text)
-        self._split_long_text()
-        if self._live_chars() > self.window_chars:
-            self._freeze_completed()
+        end = self.window.freezable_end()
+        if end is not None:
+            self._freeze(end)
         if isinstance(event, TurnEnd):
             self.finish()
             return
@@ -72,7 +73,7 @@ class CellOutput:
             return
         if streaming:
             new = self._chars_seen - self._chars_at_update
-            if new < self.growth * self._live_chars() and since < self.max_latency:
+            if new < self.growth * self.window.chars() and since < self.max_latency:
                 return
         self._update()
 
@@ -89,49 +90,18 @@ class CellOutput:
 
     # -- internals ----------------------------------------------------------
 
-    def _live_blocks(self) -> list[Block]:
-        return self.transcript.blocks[self._live_start :]
-
-    def _live_chars(self) -> int:
-        return sum(len(b.text) + len(b.summary) for b in self._live_blocks())
-
-    def _split_long_text(self) -> None:
-        """Cut a long streaming text block at a paragraph break outside code fences."""
-        blocks = self.transcript.blocks
-        if not blocks or blocks[-1].kind != "text" or blocks[-1].done:
-            return
-        block = blocks[-1]
-        if len(block.text) <= self.window_chars:
-            return
-        cut = _paragraph_break(block.text)
-        if cut <= 0:
-            return
-        head = Block("text", text=block.text[:cut], done=True)
-        block.text = block.text[cut:]
-        blocks.insert(len(blocks) - 1, head)
-
-    def _freeze_completed(self) -> bool:
-        """Freeze all blocks before the last open one into the current handle."""
-        live = self._live_blocks()
-        keep = 1 if live and not live[-1].done else 0
-        if len(live) - keep <= 0:
-            return False
-        self._freeze(self._live_start + len(live) - keep)
-        return True
-
     def _freeze_all(self) -> None:
         self._freeze(len(self.transcript.blocks))
 
     def _freeze(self, end: int) -> None:
-        if end <= self._live_start:
-            return
-        blocks = self.transcript.blocks[self._live_start : end]
-        self._show(self._bundle(blocks, final=True))
-        self._handle = None
-        self._live_start = end
+        """Give the live handle its final content and start a new one after it."""
+        blocks = self.window.take(end)
+        if blocks:
+            self._show(self._bundle(blocks, final=True))
+            self._handle = None
 
     def _update(self, final: bool = False) -> None:
-        blocks = self._live_blocks()
+        blocks = self.window.blocks
         status = "" if final else self.transcript.status
         footer = self.transcript.footer() if final else ""
         if not blocks and not status and not footer:
@@ -165,17 +135,13 @@ class CellOutput:
             bundle[TURN_MIME] = data
         else:
             md = t.markdown(blocks) if blocks else ""
-            tail_md = "\n\n".join(x for x in (f"*⏳ {status}*" if status else "", f"<sub>{footer}</sub>" if footer else "") if x)
+            tail_md = "\n\n".join(
+                x
+                for x in (
+                    f"*⏳ {status}*" if status else "",
+                    f"<sub>{footer}</sub>" if footer else "",
+                )
+                if x
+            )
             bundle["text/markdown"] = "\n\n".join(x for x in (md, tail_md) if x)
         return bundle
-
-
-def _paragraph_break(text: str) -> int:
-    """The last paragraph break not inside a ``` fence, or -1."""
-    pos = len(text)
-    while True:
-        pos = text.rfind("\n\n", 0, pos)
-        if pos <= 0:
-            return -1
-        if text.count("```", 0, pos) % 2 == 0:
-            return pos + 2

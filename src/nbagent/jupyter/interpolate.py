@@ -24,7 +24,11 @@ class InterpolationError(NBAgentError):
 
 
 def interpolate(
-    prompt: str, user_ns: dict[str, Any], *, max_chars: int = 2000, raw_inputs: list[str] | None = None
+    prompt: str,
+    user_ns: dict[str, Any],
+    *,
+    max_chars: int = 2000,
+    raw_inputs: list[str] | None = None,
 ) -> str:
     def replace(match: re.Match[str]) -> str:
         whole = match.group(0)
@@ -55,7 +59,9 @@ def _history(user_ns: dict[str, Any], name: str, index: int, max_chars: int) -> 
     try:
         value = store[index]  # type: ignore[index]
     except (KeyError, IndexError, TypeError):
-        raise InterpolationError(f"{{{name}[{index}]}}: there is no {name}[{index}] in this session") from None
+        raise InterpolationError(
+            f"{{{name}[{index}]}}: there is no {name}[{index}] in this session"
+        ) from None
     return clip_text(value if name == "In" else _repr(value), max_chars)
 
 

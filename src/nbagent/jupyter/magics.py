@@ -51,7 +51,9 @@ class AgentMagics(Magics):
     @magic_arguments.argument("--new", action="store_true", help="start a fresh conversation")
     @magic_arguments.argument("--model", help="model for this cell")
     @magic_arguments.argument("--max-turns", type=int, help="rounds of tool use for this cell")
-    @magic_arguments.argument("--mode", choices=["auto", "ask", "read-only"], help="permission mode for this cell")
+    @magic_arguments.argument(
+        "--mode", choices=["auto", "ask", "read-only"], help="permission mode for this cell"
+    )
     @magic_arguments.argument("--quiet", action="store_true", help="hide thinking")
     @cell_magic
     def agent(self, line: str, cell: str) -> None:
@@ -126,7 +128,9 @@ class AgentMagics(Magics):
                 if kind == "text":
                     print(f"{message['role']}: {text_of({'content': [block]})}")
                 elif kind == "tool_use":
-                    print(f"{message['role']}: [tool call] {block['name']} {json.dumps(block['input'])[:200]}")
+                    print(
+                        f"{message['role']}: [tool call] {block['name']} {json.dumps(block['input'])[:200]}"
+                    )
                 elif kind == "tool_result":
                     state = "error" if block.get("is_error") else "ok"
                     print(f"{message['role']}: [tool result, {state}]")
@@ -198,14 +202,20 @@ class AgentMagics(Magics):
             return
         broadcast = broadcaster(self.shell, source="cell")
         transcript = Transcript(show_thinking=self.settings.show_thinking and not quiet)
-        out = CellOutput(transcript, interval=self.settings.update_interval, rich_mime=broadcast.rich_frontend)
+        out = CellOutput(
+            transcript, interval=self.settings.update_interval, rich_mime=broadcast.rich_frontend
+        )
         session.on_display = out.show_bundles
 
         def handle(event: Event) -> None:
             out.handle(event)
             broadcast(event)
 
-        approve = self._approver(handle) if (overrides.get("permission_mode") or agent.permission_mode) == "ask" else None
+        approve = (
+            self._approver(handle)
+            if (overrides.get("permission_mode") or agent.permission_mode) == "ask"
+            else None
+        )
         events = session.stream_turn(text, overrides=overrides, approve=approve)
         try:
             with contextlib.closing(events):

@@ -52,7 +52,7 @@ from ..events import (
     Usage,
 )
 from ..render.transcript import Block, Transcript
-from .cell_output import _paragraph_break
+from ..render.window import LiveWindow
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -269,7 +269,7 @@ class TurnView:
         self.updates = 0  # live-widget updates sent (bounded by `interval`)
         self._lock = threading.RLock()
         self._live: Any = None  # the HTML widget of the live window
-        self._live_start = 0
+        self.window = LiveWindow(self.transcript, window_chars)
         self._last_update = 0.0
         self._dirty = False
         self._timer: threading.Timer | None = None
@@ -281,9 +281,9 @@ class TurnView:
         with self._lock:
             self.transcript.add(event)
             self._dirty = True
-            self._split_long_text()
-            if self._live_chars() > self.window_chars:
-                self._freeze_completed()
+            end = self.window.freezable_end()
+            if end is not None:
+                self._freeze(end)
             if isinstance(event, ToolResultEvent):
                 self._show_tool_outputs(event)
             if isinstance(event, TurnEnd):
@@ -350,40 +350,11 @@ class TurnView:
                 return i
         return None
 
-    def _live_blocks(self) -> list[Block]:
-        return self.transcript.blocks[self._live_start :]
-
-    def _live_chars(self) -> int:
-        return sum(len(b.text) + len(b.summary) for b in self._live_blocks())
-
-    def _split_long_text(self) -> None:
-        """Cut a long streaming text block at a paragraph break outside code fences."""
-        blocks = self.transcript.blocks
-        if not blocks or blocks[-1].kind != "text" or blocks[-1].done:
-            return
-        block = blocks[-1]
-        if len(block.text) <= self.window_chars:
-            return
-        cut = _paragraph_break(block.text)
-        if cut <= 0:
-            return
-        head = Block("text", text=block.text[:cut], done=True)
-        block.text = block.text[cut:]
-        blocks.insert(len(blocks) - 1, head)
-
-    def _freeze_completed(self) -> None:
-        live = self._live_blocks()
-        keep = 1 if live and not live[-1].done else 0
-        if len(live) - keep > 0:
-            self._freeze(self._live_start + len(live) - keep)
-
     def _freeze(self, end: int) -> None:
-        if end <= self._live_start:
-            return
-        blocks = self.transcript.blocks[self._live_start : end]
-        self._show(self._render(blocks))
-        self._live = None
-        self._live_start = end
+        blocks = self.window.take(end)
+        if blocks:
+            self._show(self._render(blocks))
+            self._live = None
 
     def _maybe_update(self) -> None:
         wait = self.interval - (time.monotonic() - self._last_update)
@@ -407,7 +378,7 @@ class TurnView:
             self._timer = None
 
     def _update(self, *, status: str | None = None, footer: str = "") -> None:
-        blocks = self._live_blocks()
+        blocks = self.window.blocks
         if status is None:
             status = "" if footer else self.transcript.status
         value = self._render(blocks, status=status, footer=footer)

@@ -71,7 +71,9 @@ class KernelSession:
         workspace = Workspace(s.workspace)
         agent = Agent(
             model=s.model,
-            system=self._system_prompt(resolve_system_prompt(s.system_prompt, load_settings(cwd), cwd)),
+            system=self._system_prompt(
+                resolve_system_prompt(s.system_prompt, load_settings(cwd), cwd)
+            ),
             tools=[],
             workspace=workspace.root,
             max_turns=s.max_turns,
@@ -85,7 +87,9 @@ class KernelSession:
         )
         tools = [
             t
-            for t in builtin_tools(agent.workspace, agent._notices.append, shell_timeout=s.shell_timeout)
+            for t in builtin_tools(
+                agent.workspace, agent._notices.append, shell_timeout=s.shell_timeout
+            )
             # run_python replaces the subprocess runner: the user's namespace is the point.
             if t.name != "execute_python_code"
         ]

@@ -70,7 +70,10 @@ class AnthropicProvider:
                     elif delta.type == "input_json_delta":
                         block = stream.current_message_snapshot.content[event.index]
                         yield ToolInputDelta(getattr(block, "id", ""), delta.partial_json)
-                elif isinstance(event, RawContentBlockStartEvent) and event.content_block.type == "tool_use":
+                elif (
+                    isinstance(event, RawContentBlockStartEvent)
+                    and event.content_block.type == "tool_use"
+                ):
                     yield ToolCallStart(event.content_block.id, event.content_block.name)
             return stream.get_final_message()
 

@@ -75,12 +75,19 @@ class Transcript:
         elif isinstance(event, ToolCallEvent):
             self._close_open()
             args = _format_args(event.call.input)
-            self.blocks.append(Block("tool", text=args, name=event.call.name, call_id=event.call.id))
+            self.blocks.append(
+                Block("tool", text=args, name=event.call.name, call_id=event.call.id)
+            )
             self.status = f"running {event.call.name}…"
         elif isinstance(event, ToolResultEvent):
             block = self._tool_block(event.call.id)
             if block is None:
-                block = Block("tool", text=_format_args(event.call.input), name=event.call.name, call_id=event.call.id)
+                block = Block(
+                    "tool",
+                    text=_format_args(event.call.input),
+                    name=event.call.name,
+                    call_id=event.call.id,
+                )
                 self.blocks.append(block)
             block.summary = event.output.summary
             block.is_error = event.output.is_error
@@ -94,7 +101,11 @@ class Transcript:
         elif isinstance(event, ApprovalRequest):
             self._close_open()
             self.blocks.append(
-                Block("notice", text=f"Approval needed: {event.call.name} ({event.category})", done=True)
+                Block(
+                    "notice",
+                    text=f"Approval needed: {event.call.name} ({event.category})",
+                    done=True,
+                )
             )
             self.status = "waiting for approval…"
         elif isinstance(event, Notice):
@@ -109,7 +120,9 @@ class Transcript:
             self._close_open()
             self.stop_reason = event.stop_reason
             if event.stop_reason == "interrupted":
-                self.blocks.append(Block("notice", text="⏹ Interrupted: the conversation is intact.", done=True))
+                self.blocks.append(
+                    Block("notice", text="⏹ Interrupted: the conversation is intact.", done=True)
+                )
             self.status = ""
 
     # -- rendering ----------------------------------------------------------
@@ -117,7 +130,9 @@ class Transcript:
     def footer(self) -> str:
         u = self.usage
         elapsed = time.monotonic() - self.started
-        parts = [f"{u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens:,} in"]
+        parts = [
+            f"{u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens:,} in"
+        ]
         parts.append(f"{u.output_tokens:,} out")
         if u.cache_read_input_tokens:
             parts.append(f"{u.cache_read_input_tokens:,} cached")

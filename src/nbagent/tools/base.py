@@ -132,7 +132,9 @@ def _check_docstring(func: Callable[..., Any], name: str) -> None:
     """Refuse a tool whose docstring leaves the model guessing (smolagents' rule)."""
     doc = inspect.getdoc(func)
     if not doc:
-        raise ValueError(f"tool {name!r} needs a docstring: the model reads it to decide when to call it")
+        raise ValueError(
+            f"tool {name!r} needs a docstring: the model reads it to decide when to call it"
+        )
     import docstring_parser
 
     described = {p.arg_name for p in docstring_parser.parse(doc).params if p.description}

@@ -17,7 +17,9 @@ from .clip import clip_output
 
 
 class ToolRunner:
-    def __init__(self, tools: Iterable[Tool], *, max_output_chars: int = 30_000, max_workers: int = 4):
+    def __init__(
+        self, tools: Iterable[Tool], *, max_output_chars: int = 30_000, max_workers: int = 4
+    ):
         self.tools: dict[str, Tool] = {}
         for t in tools:
             if t.name in self.tools:
@@ -41,7 +43,9 @@ class ToolRunner:
         tool = self.tools.get(call.name)
         if tool is None:
             names = ", ".join(sorted(self.tools)) or "none"
-            return ToolOutput(f"Unknown tool '{call.name}'. Available tools: {names}.", is_error=True)
+            return ToolOutput(
+                f"Unknown tool '{call.name}'. Available tools: {names}.", is_error=True
+            )
         log_call(call.name, call.input)
         try:
             if tool.main_thread and self.main_thread_dispatch is not None:
@@ -51,7 +55,9 @@ class ToolRunner:
         except ToolError as exc:
             output = ToolOutput(f"Error: {exc}", is_error=True)
         except Exception as exc:  # a tool bug must not end the conversation
-            output = ToolOutput(f"Error: {call.name} raised {type(exc).__name__}: {exc}", is_error=True)
+            output = ToolOutput(
+                f"Error: {call.name} raised {type(exc).__name__}: {exc}", is_error=True
+            )
         output = clip_output(output, self.max_output_chars)
         if not output.summary:
             output = ToolOutput(output.content, output.is_error, summarize(output))
@@ -77,7 +83,9 @@ class ToolRunner:
         tool = self.tools.get(call.name)
         return tool is not None and tool.read_only and not tool.main_thread
 
-    def _run_concurrently(self, calls: list[ToolCall]) -> Iterator[tuple[ToolCall, ToolOutput, float]]:
+    def _run_concurrently(
+        self, calls: list[ToolCall]
+    ) -> Iterator[tuple[ToolCall, ToolOutput, float]]:
         start = time.perf_counter()
         with ThreadPoolExecutor(max_workers=min(self.max_workers, len(calls))) as pool:
             futures = [pool.submit(self.run_one, c) for c in calls]
