@@ -59,7 +59,7 @@ class AgentMagics(Magics):
     def agent(self, line: str, cell: str) -> None:
         """Send the cell to the agent. See %agent help."""
         try:
-            args = magic_arguments.parse_argstring(self.agent, line)
+            args = magic_arguments.parse_argstring(self.agent, line)  # type: ignore[arg-type]
         except Exception as exc:  # argparse's UsageError; show one line, not a traceback
             print(f"%%agent: {exc}")
             return
@@ -82,7 +82,7 @@ class AgentMagics(Magics):
 
     # -- %agent -------------------------------------------------------------
 
-    @line_magic("agent")
+    @line_magic("agent")  # type: ignore[arg-type]
     def agent_line(self, line: str) -> Any:
         """One-line prompt or a command: reset, history, usage, model, tools, config, panel, help."""
         words = line.strip().split(maxsplit=1)
@@ -188,12 +188,13 @@ class AgentMagics(Magics):
         from .interpolate import interpolate
 
         assert self.shell is not None
+        history = self.shell.history_manager
         try:
             text = interpolate(
                 prompt,
                 self.shell.user_ns,
                 max_chars=self.settings.max_repr_chars,
-                raw_inputs=self.shell.history_manager.input_hist_raw,
+                raw_inputs=history.input_hist_raw if history is not None else None,
             )
             session = self.session
             agent = session.agent
