@@ -309,3 +309,18 @@ def test_inspect_is_clipped(shell: InteractiveShell) -> None:
 
 def test_strip_ansi() -> None:
     assert strip_ansi("\x1b[0;31mError\x1b[0m: x") == "Error: x"
+
+
+def test_live_runner_gives_cell_outputs_without_model_labels(shell: InteractiveShell) -> None:
+    """run_cell stores these in the notebook: what a cell would show, not [stdout] labels."""
+    from nbagent.jupyter.live_tools import live_runner
+
+    run = live_runner(shell)
+    output, outputs = run("print(6 * 7)\n'done'")
+    assert "[stdout]" in output.text()
+    assert outputs[0] == {"output_type": "stream", "name": "stdout", "text": "42\n"}
+    assert outputs[1]["output_type"] == "execute_result"
+    assert outputs[1]["data"]["text/plain"] == "'done'"
+    output, outputs = run("1/0")
+    assert output.is_error
+    assert outputs[-1]["output_type"] == "error" and outputs[-1]["ename"] == "ZeroDivisionError"

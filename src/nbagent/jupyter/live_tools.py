@@ -653,22 +653,18 @@ def describe_value(obj: Any) -> str:
 # --------------------------------------------------------------------------- tools
 
 
-def live_tools(
+def live_runner(
     shell: InteractiveShell,
     *,
     max_chars: int = 20_000,
     max_html_chars: int = 10_000,
     on_display: DisplayCallback | None = None,
-) -> list[Tool]:
-    """run_python, list_variables and inspect_variable, bound to `shell`'s user namespace.
+) -> Callable[[str], tuple[ToolOutput, list[dict[str, Any]]]]:
+    """`run(code)` in `shell`'s user namespace, returning the model's view of the run and
+    the nbformat outputs a notebook cell running that code would have (what the
+    notebook tools' run_cell stores). `on_display`: see `live_tools`."""
 
-    `on_display`, if given, is called after each `run_python` that produced display
-    outputs (figures, HTML, `display(...)` calls) with their MIME bundles
-    (`{mime: data}` dicts), so the caller can show them to the user. The last
-    expression's value is not included: it goes to the model only.
-    """
-
-    def run(code: str) -> ToolOutput:
+    def run(code: str) -> tuple[ToolOutput, list[dict[str, Any]]]:
         before = _open_figures()
         with _capture(shell) as cap:
             result = shell.run_cell(code, store_history=False)
@@ -708,7 +704,8 @@ def live_tools(
                     "ask the user to run the cell."
                 )
             content = blocks.done()
-            return ToolOutput(content, is_error=True, summary=_one_line(error))
+            outputs = _cell_outputs(cap, displays, error)
+            return ToolOutput(content, is_error=True, summary=_one_line(error)), outputs
 
         n_outputs = len(displays) + len(cap.results)
         summary = ["ok"]
@@ -720,7 +717,70 @@ def live_tools(
             summary.append(_plural(blocks.images, "image"))
         if cap.stderr:
             summary.append("stderr")
-        return ToolOutput(blocks.done(), summary=", ".join(summary))
+        output = ToolOutput(blocks.done(), summary=", ".join(summary))
+        return output, _cell_outputs(cap, displays, None)
+
+    return run
+
+
+def _cell_outputs(
+    cap: _Captured, displays: list[dict[str, Any]], error: BaseException | None
+) -> list[dict[str, Any]]:
+    """nbformat outputs of a run, as the user would see them in a cell (no [stdout] labels)."""
+    outputs: list[dict[str, Any]] = []
+    for name, text in (("stdout", cap.stdout), ("stderr", cap.stderr)):
+        if text:
+            outputs.append({"output_type": "stream", "name": name, "text": text})
+    for bundle in displays:
+        outputs.append(
+            {
+                "output_type": "display_data",
+                "data": dict(bundle.get("data") or {}),
+                "metadata": dict(bundle.get("metadata") or {}),
+            }
+        )
+    for bundle in cap.results:
+        outputs.append(
+            {
+                "output_type": "execute_result",
+                "data": dict(bundle.get("data") or {}),
+                "metadata": dict(bundle.get("metadata") or {}),
+                "execution_count": None,
+            }
+        )
+    if error is not None:
+        stb = next((s for _, e, s in reversed(cap.tracebacks) if e is error), None)
+        outputs.append(
+            {
+                "output_type": "error",
+                "ename": type(error).__name__,
+                "evalue": str(error),
+                "traceback": list(stb or [_one_line(error)]),
+            }
+        )
+    return outputs
+
+
+def live_tools(
+    shell: InteractiveShell,
+    *,
+    max_chars: int = 20_000,
+    max_html_chars: int = 10_000,
+    on_display: DisplayCallback | None = None,
+) -> list[Tool]:
+    """run_python, list_variables and inspect_variable, bound to `shell`'s user namespace.
+
+    `on_display`, if given, is called after each `run_python` that produced display
+    outputs (figures, HTML, `display(...)` calls) with their MIME bundles
+    (`{mime: data}` dicts), so the caller can show them to the user. The last
+    expression's value is not included: it goes to the model only.
+    """
+    execute = live_runner(
+        shell, max_chars=max_chars, max_html_chars=max_html_chars, on_display=on_display
+    )
+
+    def run(code: str) -> ToolOutput:
+        return execute(code)[0]
 
     @tool(category="execute", main_thread=True)
     def run_python(code: str) -> ToolOutput:

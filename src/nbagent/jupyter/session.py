@@ -64,7 +64,7 @@ class KernelSession:
         from ..config import load_settings, resolve_system_prompt
         from ..tools.builtin import builtin_tools
         from ..tools.workspace import Workspace
-        from .live_tools import live_tools
+        from .live_tools import live_runner, live_tools
 
         s = self.settings
         cwd = Path.cwd()
@@ -93,10 +93,9 @@ class KernelSession:
             # run_python replaces the subprocess runner: the user's namespace is the point.
             if t.name != "execute_python_code"
         ]
-        live = live_tools(self.shell, on_display=self._display_outputs)
-        tools += live
-        run_python = next(t for t in live if t.name == "run_python")
-        tools += self._notebook_tools(run_python.func)
+        tools += live_tools(self.shell, on_display=self._display_outputs)
+        # run_cell stores the cell's real outputs, not run_python's labelled text.
+        tools += self._notebook_tools(live_runner(self.shell, on_display=self._display_outputs))
         agent.add_tools(tools)
         return agent
 
