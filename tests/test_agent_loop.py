@@ -519,3 +519,23 @@ def test_each_tool_call_is_logged_in_the_seed_shape(fake_api, caplog):
     line = next(r.getMessage() for r in caplog.records if r.name == "nbagent.tools")
     assert line.startswith("[TOOL][save_note] note=")
     assert line.endswith("...") and len(line) < 120, "long values are shortened"
+
+
+def test_a_stopped_stream_still_counts_its_usage(fake_api):
+    fake_api.enqueue(
+        reply(text("word " * 200, chunk=5), usage={"input_tokens": 1000, "output_tokens": 300})
+    )
+    agent = make_agent()
+    seen = 0
+    events = []
+    for event in agent.stream("talk"):
+        events.append(event)
+        if isinstance(event, TextDelta):
+            seen += 1
+            if seen == 3:
+                agent.stop()
+    assert events[-1].stop_reason == "interrupted"
+    usage = [e for e in events if isinstance(e, Usage)]
+    assert usage and usage[0].input_tokens == 1000, "input tokens of the cut response are counted"
+    assert agent.usage.input_tokens == 1000 and agent.usage.cost_usd > 0
+    assert_valid_history(agent.messages)

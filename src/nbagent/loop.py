@@ -73,6 +73,7 @@ def drive(agent: Agent, run: Run) -> Generator[Event, None, None]:
     except KeyboardInterrupt:
         _close(agent, run, "interrupted: the user stopped the turn before this tool finished")
         run.stop_reason = "interrupted"
+        yield from _partial_usage(agent, run)
         yield TurnEnd("interrupted", "Interrupted by the user.")
     except GeneratorExit:
         # The consumer stopped iterating (e.g. an interrupt in a renderer): keep the
@@ -80,11 +81,14 @@ def drive(agent: Agent, run: Run) -> Generator[Event, None, None]:
         if not run.suspended:
             _close(agent, run, "interrupted: the turn was stopped before this tool finished")
             run.stop_reason = run.stop_reason or "interrupted"
+            for _ in _partial_usage(agent, run):
+                pass
         raise
     except Exception as exc:
         if not _is_api_or_config_error(exc):
             raise
         _close(agent, run, "not run: the turn ended with an error")
+        yield from _partial_usage(agent, run)
         run.stop_reason = "error"
         run.error = exc
         message = describe_error(exc)
@@ -158,6 +162,16 @@ def _advance(agent: Agent, run: Run) -> Generator[Event, None, None]:
         run.stop_reason = "max_turns" if final else stop_reason
         yield TurnEnd(run.stop_reason, notice.text if notice else "")
         return
+
+
+def _partial_usage(agent: Agent, run: Run) -> Generator[Usage, None, None]:
+    """Usage of a response cut short: the tokens it used are billed all the same."""
+    take = getattr(agent.provider, "take_partial", None)
+    message = take() if take is not None else None
+    if message is not None:
+        usage = agent.record_usage(message)
+        run.usage = run.usage + usage
+        yield usage
 
 
 def _check_permissions(

@@ -32,6 +32,7 @@ class AnthropicProvider:
             "timeout": timeout,
         }
         self._client: anthropic.Anthropic | None = None
+        self._partial: Message | None = None
 
     @property
     def client(self) -> anthropic.Anthropic:
@@ -57,29 +58,48 @@ class AnthropicProvider:
             ) from exc
 
     def _stream(self, params: dict[str, Any]) -> Generator[Event, None, Message]:
-        from anthropic.types import RawContentBlockDeltaEvent, RawContentBlockStartEvent
-
+        self._partial = None
         with self.client.messages.stream(**params) as stream:
-            for event in stream:
-                if isinstance(event, RawContentBlockDeltaEvent):
-                    delta = event.delta
-                    if delta.type == "text_delta":
-                        yield TextDelta(delta.text)
-                    elif delta.type == "thinking_delta":
-                        yield ThinkingDelta(delta.thinking)
-                    elif delta.type == "input_json_delta":
-                        block = stream.current_message_snapshot.content[event.index]
-                        yield ToolInputDelta(getattr(block, "id", ""), delta.partial_json)
-                elif (
-                    isinstance(event, RawContentBlockStartEvent)
-                    and event.content_block.type == "tool_use"
-                ):
-                    yield ToolCallStart(event.content_block.id, event.content_block.name)
+            try:
+                yield from _loop_events(stream)
+            except BaseException:
+                # Interrupted or cut off: what was generated is still billed, so
+                # keep the snapshot for `take_partial`.
+                try:
+                    self._partial = stream.current_message_snapshot
+                except Exception:  # no message_start yet: nothing was generated
+                    self._partial = None
+                raise
             return stream.get_final_message()
+
+    def take_partial(self) -> Message | None:
+        """The message so far of the last stream that failed (for its usage), once."""
+        partial, self._partial = self._partial, None
+        return partial
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+
+
+def _loop_events(stream: Any) -> Generator[Event, None, None]:
+    """The SDK's stream events as loop events (deltas and tool-call starts)."""
+    from anthropic.types import RawContentBlockDeltaEvent, RawContentBlockStartEvent
+
+    for event in stream:
+        if isinstance(event, RawContentBlockDeltaEvent):
+            delta = event.delta
+            if delta.type == "text_delta":
+                yield TextDelta(delta.text)
+            elif delta.type == "thinking_delta":
+                yield ThinkingDelta(delta.thinking)
+            elif delta.type == "input_json_delta":
+                block = stream.current_message_snapshot.content[event.index]
+                yield ToolInputDelta(getattr(block, "id", ""), delta.partial_json)
+        elif (
+            isinstance(event, RawContentBlockStartEvent) and event.content_block.type == "tool_use"
+        ):
+            yield ToolCallStart(event.content_block.id, event.content_block.name)
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
