@@ -435,6 +435,14 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     fake: FakeAnthropic
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up (an interrupted stream, a closed kernel) is routine here.
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 class FakeAnthropic:
     """Scripted fake Messages API server. Starts on construction unless ``start=False``."""
