@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping
@@ -13,7 +14,12 @@ from typing import Any, Literal
 from .config import load_settings, missing_key_message, parse_max_turns, resolve_system_prompt
 from .errors import AgentBusyError, ConfigError, NoPendingTurnError
 from .events import ErrorEvent, Event, Notice, ToolCall, ToolOutput, TurnEnd, TurnStart, Usage
-from .history import append_user_content, unanswered_tool_calls, with_cache_breakpoint
+from .history import (
+    append_user_content,
+    tool_result_block,
+    unanswered_tool_calls,
+    with_cache_breakpoint,
+)
 from .loop import AWAITING_APPROVAL, AWAITING_TOOL_RESULTS, Run, drive
 from .permissions import PermissionPolicy
 from .pricing import cost_usd
@@ -341,8 +347,6 @@ class Agent:
         calls = unanswered_tool_calls(self.messages)
         if calls:
             blocks = []
-            from .history import tool_result_block
-
             for call in calls:
                 output = run.results.pop(call.id, None) or ToolOutput(
                     "not run: the user sent a new message instead of answering", is_error=True
@@ -374,18 +378,15 @@ class Agent:
             else [],
         )
 
-    def _busy(self) -> Any:
-        agent = self
-
-        class _Guard:
-            def __enter__(self) -> None:
-                if not agent._lock.acquire(blocking=False):
-                    raise AgentBusyError("a turn is already running in this session")
-
-            def __exit__(self, *exc: object) -> None:
-                agent._lock.release()
-
-        return _Guard()
+    @contextlib.contextmanager
+    def _busy(self) -> Iterator[None]:
+        """One turn at a time per session (a cell and the panel share one agent)."""
+        if not self._lock.acquire(blocking=False):
+            raise AgentBusyError("a turn is already running in this session")
+        try:
+            yield
+        finally:
+            self._lock.release()
 
 
 def _normalize_results(
