@@ -158,11 +158,13 @@ def chat(args: argparse.Namespace) -> int:
     cwd = Path.cwd()
     env_file = cwd / ".env"
     if write_env_template(env_file):
+        hint = (
+            "your key comes from the environment"
+            if os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
+            else "uncomment ANTHROPIC_API_KEY there and add your key"
+        )
         console.print(
-            Text(
-                f"Wrote a .env template to {env_file}: uncomment ANTHROPIC_API_KEY there and add your key.",
-                style="green",
-            ),
+            Text(f"Wrote a .env template to {env_file}: {hint}.", style="green"),
             soft_wrap=True,
         )
     created = args.workspace is None
