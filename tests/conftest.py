@@ -7,23 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from nbagent.config import ENV_NAMES
 from tests.fake_anthropic import FakeAnthropic
-
-_CONFIG_VARS = (
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
-    "ANTHROPIC_BASE_URL",
-    "ANTHROPIC_MODEL_NAME",
-    "MAX_TURNS",
-    "SYSTEM_PROMPT_FILE",
-)
 
 
 @pytest.fixture(autouse=True)
 def _no_real_api(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Block model requests by default: a request without the fake server goes
     to a closed local port, never to the real API."""
-    for name in _CONFIG_VARS:
+    for name in ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
 

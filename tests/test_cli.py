@@ -15,23 +15,16 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from nbagent.config import ENV_NAMES
 from tests.fake_anthropic import FakeAnthropic, env_for, reply, text, tool_use
 from tests.helpers import assert_valid_history
 
 PROMPT = "› "
 TIMEOUT = 10
-_CONFIG_VARS = (
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
-    "ANTHROPIC_BASE_URL",
-    "ANTHROPIC_MODEL_NAME",
-    "MAX_TURNS",
-    "SYSTEM_PROMPT_FILE",
-)
 
 
 def child_env(server: FakeAnthropic, *, key: bool = True) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _CONFIG_VARS}
+    env = {k: v for k, v in os.environ.items() if k not in ENV_NAMES}
     env.update(env_for(server))
     if not key:
         del env["ANTHROPIC_API_KEY"]
