@@ -132,20 +132,40 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_lab(root: Path, state: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    env.update(
+def start_lab(
+    root: Path,
+    state: Path,
+    port: int,
+    *,
+    env: dict[str, str | None] | None = None,
+    settings: dict[tuple[str, str, str], dict[str, Any]] | None = None,
+) -> subprocess.Popen[bytes]:
+    """JupyterLab on 127.0.0.1:`port`, serving `root`, with its state under `state`.
+
+    ANTHROPIC_* variables are dropped unless `env` sets them (the smoke check never
+    reaches a model); a None in `env` unsets that variable; `settings` adds `{(scope, package, plugin): values}` user settings.
+    """
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    child_env.update(
         JUPYTERLAB_SETTINGS_DIR=str(state / "settings"),
         JUPYTERLAB_WORKSPACES_DIR=str(state / "workspaces"),
         JUPYTER_RUNTIME_DIR=str(state / "runtime"),
         NBAGENT_SMOKE="1",
     )
-    # No "get Jupyter news?" toast: it would cover the sidebar's buttons.
-    notification = state / "settings" / "@jupyterlab" / "apputils-extension"
-    notification.mkdir(parents=True)
-    (notification / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false"})
-    )
+    for name, value in (env or {}).items():
+        if value is None:
+            child_env.pop(name, None)
+        else:
+            child_env[name] = value
+    all_settings = {
+        # No "get Jupyter news?" toast: it would cover the sidebar's buttons.
+        ("@jupyterlab", "apputils-extension", "notification"): {"fetchNews": "false"},
+        **(settings or {}),
+    }
+    for (scope, package, plugin), values in all_settings.items():
+        folder = state / "settings" / scope / package
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{plugin}.jupyterlab-settings").write_text(json.dumps(values))
     log = open(state / "lab.log", "wb")  # noqa: SIM115 - lives as long as the server
     cmd = [
         sys.executable,
@@ -159,10 +179,12 @@ def start_lab(root: Path, state: Path, port: int) -> subprocess.Popen[bytes]:
         "--ServerApp.password=",
         f"--ServerApp.root_dir={root}",
         "--LabApp.expose_app_in_browser=True",
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # CI containers run as root
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=root, env=child_env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 60
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -172,8 +194,8 @@ def start_lab(root: Path, state: Path, port: int) -> subprocess.Popen[bytes]:
                 return proc
         except OSError:
             time.sleep(0.3)
-    proc.terminate()
-    raise RuntimeError("JupyterLab did not start within 60 s")
+    stop_lab(proc)
+    raise RuntimeError(f"JupyterLab did not start within 60 s; see {state / 'lab.log'}")
 
 
 def stop_lab(proc: subprocess.Popen[bytes]) -> None:

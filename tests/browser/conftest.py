@@ -28,8 +28,6 @@ import os
 import re
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,68 +98,29 @@ class Lab:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-def _write_settings(settings: Path) -> None:
-    files = {
-        # No "get Jupyter news?" toast: it would cover the sidebar's buttons.
-        ("@jupyterlab", "apputils-extension", "notification"): {"fetchNews": "false"},
-        # Unsaved means unsaved: only the tests save (autosave would race them).
-        ("@jupyterlab", "docmanager-extension", "plugin"): {"autosave": False},
-    }
-    for (scope, package, plugin), values in files.items():
-        folder = settings / scope / package
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{plugin}.jupyterlab-settings").write_text(json.dumps(values))
-
-
 def start_lab(root: Path, state: Path, api_url: str) -> Lab:
     """smoke.start_lab, with the kernels' model endpoint set to `api_url`."""
     port = smoke.free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("ANTHROPIC_") and k not in _CONFIG_VARS
-    }
+    env: dict[str, str | None] = {name: None for name in _CONFIG_VARS}
     env.update(
         ANTHROPIC_BASE_URL=api_url,
         ANTHROPIC_API_KEY=FAKE_API_KEY,
-        JUPYTERLAB_SETTINGS_DIR=str(state / "settings"),
-        JUPYTERLAB_WORKSPACES_DIR=str(state / "workspaces"),
-        JUPYTER_RUNTIME_DIR=str(state / "runtime"),
         IPYTHONDIR=str(state / "ipython"),
+        # Kernels inherit the server's environment: drop the Agg backend that
+        # tests/conftest.py sets, so kernels keep their inline default.
+        MPLBACKEND=None,
     )
-    env.pop("MPLBACKEND", None)  # tests/conftest.py sets Agg; kernels keep their inline default
-    _write_settings(state / "settings")
-    cmd = [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        "--no-browser",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        "--IdentityProvider.token=",
-        "--ServerApp.password=",
-        f"--ServerApp.root_dir={root}",
-        "--LabApp.expose_app_in_browser=True",
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-    ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")  # CI containers run as root
-    log = open(state / "lab.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    lab = Lab(url=f"http://127.0.0.1:{port}", root=root, state=state, proc=proc)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"JupyterLab exited early:\n{lab.log[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{lab.url}/api/status", timeout=2):
-                return lab
-        except OSError:
-            time.sleep(0.2)
-    smoke.stop_lab(proc)
-    raise RuntimeError(f"JupyterLab did not start within 60 s:\n{lab.log[-3000:]}")
+    settings = {
+        # Unsaved means unsaved: only the tests save (autosave would race them).
+        ("@jupyterlab", "docmanager-extension", "plugin"): {"autosave": False},
+    }
+    try:
+        proc = smoke.start_lab(root, state, port, env=env, settings=settings)
+    except RuntimeError as exc:
+        log = state / "lab.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        raise RuntimeError(f"{exc}\n{text[-3000:]}") from None
+    return Lab(url=f"http://127.0.0.1:{port}", root=root, state=state, proc=proc)
 
 
 @pytest.fixture(scope="package")
