@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -34,6 +36,21 @@ def in_tmp(tmp_path, monkeypatch: pytest.MonkeyPatch):
     """Run in an empty directory, so no stray .env or system_prompt.txt is read."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def ipython() -> Iterator[Any]:
+    """The process's InteractiveShell; names the test adds and open figures are removed after."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    before = set(shell.user_ns)
+    yield shell
+    for name in set(shell.user_ns) - before:
+        del shell.user_ns[name]
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:
+        plt.close("all")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -34,15 +34,8 @@ class Live:
 
 
 @pytest.fixture
-def shell() -> Iterator[InteractiveShell]:
-    sh = InteractiveShell.instance()
-    before = set(sh.user_ns)
-    yield sh
-    for name in set(sh.user_ns) - before:
-        del sh.user_ns[name]
-    plt = sys.modules.get("matplotlib.pyplot")
-    if plt is not None:
-        plt.close("all")
+def shell(ipython: InteractiveShell) -> InteractiveShell:
+    return ipython
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,19 +21,12 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
-def shell(in_tmp) -> Iterator[InteractiveShell]:
-    sh = InteractiveShell.instance()
-    drop_session(sh)
-    before = set(sh.user_ns)
-    yield sh
-    if "nbagent" in sh.extension_manager.loaded:
-        sh.extension_manager.unload_extension("nbagent")
-    drop_session(sh)
-    for name in set(sh.user_ns) - before:
-        del sh.user_ns[name]
-    plt = sys.modules.get("matplotlib.pyplot")
-    if plt is not None:
-        plt.close("all")
+def shell(in_tmp, ipython: InteractiveShell) -> Iterator[InteractiveShell]:
+    drop_session(ipython)
+    yield ipython
+    if "nbagent" in ipython.extension_manager.loaded:
+        ipython.extension_manager.unload_extension("nbagent")
+    drop_session(ipython)
 
 
 @pytest.fixture

@@ -98,8 +98,9 @@ def drive(agent: Agent, run: Run) -> Generator[Event, None, None]:
 
 def _advance(agent: Agent, run: Run) -> Generator[Event, None, None]:
     while True:
-        pending = [c for c in unanswered_tool_calls(agent.messages) if c.id not in run.results]
-        if pending or unanswered_tool_calls(agent.messages):
+        open_calls = unanswered_tool_calls(agent.messages)
+        pending = [c for c in open_calls if c.id not in run.results]
+        if open_calls:
             if not run.execute_tools:
                 if pending:
                     run.stop_reason = AWAITING_TOOL_RESULTS

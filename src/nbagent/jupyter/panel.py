@@ -596,6 +596,14 @@ class ChatPanel(widgets.VBox):
         """A turn is running (Send is disabled)."""
         return self._busy
 
+    def _ready_for_turn(self) -> bool:
+        """One turn at a time: say so, else clear the last error."""
+        if self.running:
+            self._show_error("A turn is running: wait for it, or press Stop.")
+            return False
+        self._show_error("")
+        return True
+
     def send(self, text: str | None = None, buffers: Any = None) -> None:  # type: ignore[override]
         """Send a message (default: the input box) and stream the answer.
 
@@ -608,10 +616,8 @@ class ChatPanel(widgets.VBox):
         if not prompt.strip():
             return
         with self._lock:
-            if self.running:
-                self._show_error("A turn is running: wait for it, or press Stop.")
+            if not self._ready_for_turn():
                 return
-            self._show_error("")
             try:
                 self._sync_history()
             except Exception as exc:
@@ -637,10 +643,8 @@ class ChatPanel(widgets.VBox):
     def decide(self, decision: str) -> None:
         """Answer the tool call waiting for approval: "allow", "always" or "deny"."""
         with self._lock:
-            if self.running:
-                self._show_error("A turn is running: wait for it, or press Stop.")
+            if not self._ready_for_turn():
                 return
-            self._show_error("")
             try:
                 call = self.session.agent.pending_approval
             except Exception as exc:
