@@ -480,7 +480,7 @@ def test_a_change_on_disk_during_a_write_is_not_lost(
 
 
 def test_current_document_fallbacks(nb_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from nbagent.jupyter.bridge import Client
+    from nbagent.transport.bridge import Client
     from nbagent.notebook import LiveNotebook, current_document
 
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)

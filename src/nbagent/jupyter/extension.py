@@ -25,7 +25,7 @@ def load(shell: Any) -> None:
     bridge = None
     if getattr(shell, "kernel", None) is not None:
         try:
-            from .bridge import get_bridge
+            from .bridge import get_bridge  # loads the frontend entry points too
         except ImportError:
             get_bridge = None  # type: ignore[assignment]
         if get_bridge is not None:

@@ -183,7 +183,7 @@ class AgentMagics(Magics):
 
     def _run_turn(self, prompt: str, *, overrides: dict[str, Any], quiet: bool) -> None:
         from ..render.transcript import Transcript
-        from .bridge_events import broadcaster
+        from ..transport.broadcast import broadcaster
         from .cell_output import CellOutput
         from .interpolate import interpolate
 

@@ -958,7 +958,7 @@ def _main_loop(shell: Any) -> tuple[asyncio.AbstractEventLoop | None, threading.
 def _broadcaster(shell: Any) -> Callable[[Event], None]:
     """Mirror the panel's events to the JupyterLab sidebar when it is there."""
     try:
-        from .bridge_events import broadcaster
+        from ..transport.broadcast import broadcaster
 
         send = broadcaster(shell, source="panel")
     except Exception:

@@ -111,7 +111,7 @@ class KernelSession:
             bridge = None
             kernel = getattr(self.shell, "kernel", None)
             if kernel is not None:
-                from .bridge import get_bridge
+                from ..transport.bridge import get_bridge
 
                 bridge = get_bridge(kernel)
             return current_document(bridge, self.shell.user_ns)

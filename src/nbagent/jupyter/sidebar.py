@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from ..events import ToolCall, TurnEnd
-from .bridge_events import Broadcaster
+from ..transport.broadcast import Broadcaster
 
 
 def install(shell: Any, bridge: Any) -> None:

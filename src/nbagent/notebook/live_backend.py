@@ -15,7 +15,7 @@ from ..tools.base import ToolError
 from .document import CellInfo, NotebookConflict, check_cell_type
 
 if TYPE_CHECKING:
-    from ..jupyter.bridge import Bridge
+    from ..transport.bridge import Bridge
 
 
 class LiveNotebook:
@@ -33,7 +33,7 @@ class LiveNotebook:
         return f"LiveNotebook({self.path!r}, client_id={self.client_id!r})"
 
     def _call(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
-        from ..jupyter.bridge import FrontendError
+        from ..transport.bridge import FrontendError
 
         try:
             return self.bridge.request(op, args, client_id=self.client_id, timeout=self.timeout)

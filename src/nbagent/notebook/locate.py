@@ -21,7 +21,7 @@ from .file_backend import FileNotebook
 from .live_backend import LiveNotebook
 
 if TYPE_CHECKING:
-    from ..jupyter.bridge import Bridge
+    from ..transport.bridge import Bridge
 
 
 def current_document(
