@@ -6,14 +6,15 @@
 # Node.js >= 20 must be on PATH). Safe to run again: an up-to-date install is a no-op.
 #
 # Environment:
-#   PYTHON                    the Python whose JupyterLab to build against (default: python)
+#   PYTHON                    the Python whose JupyterLab to build against (default: python3,
+#                             else python; install.sh runs this with its virtualenv active)
 #   YARN_NPM_REGISTRY_SERVER  registry for jlpm (default: `npm config get registry`)
 #   NBAGENT_LAB_DEV=1         development build (source maps, no minification)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 EXT="$ROOT/labextension"
-PY="${PYTHON:-python}"
+PY="${PYTHON:-$(command -v python3 || command -v python || echo python3)}"
 
 if ! command -v node >/dev/null 2>&1; then
   echo "build_labextension: Node.js (>= 20) is required on PATH" >&2
