@@ -78,7 +78,7 @@ def test_streamed_answer_appears_in_history(fake_api, panel):
     assert "hi there" in html  # the user's message
     assert "<strong>world</strong>" in html  # Markdown rendered as HTML
     assert "<details" in html and "let me think" in html  # thinking, collapsed
-    assert "$" in panel.usage_label.value and " in · " in panel.usage_label.value
+    assert "$" in panel.usage_label.value and " in (" in panel.usage_label.value
     assert not panel.send_button.disabled and panel.stop_button.disabled
     assert fake_api.last_body["messages"][0]["content"][0]["text"] == "hi there"
 
@@ -536,7 +536,7 @@ def test_dispatch_leaves_other_turns_alone(fake_api, panel):
     target = object()
     panel.session.on_display = target  # type: ignore[assignment]
     try:
-        assert panel._dispatch(lambda: panel.session.on_display) is target
+        assert panel.worker.dispatch(lambda: panel.session.on_display) is target
     finally:
         panel.session.on_display = None
 

@@ -118,35 +118,52 @@ class Notice:
 
 @dataclass(frozen=True)
 class Usage:
-    """Token usage of one Messages API request, with its cost in USD."""
+    """Token usage of one or more Messages API requests, with its cost in USD.
+
+    `input_tokens` is the API's field: uncached input only. The input a user
+    means (and every surface shows) is `input_total`. `cost_usd` is None when
+    the price of the model is not known, and a sum with an unknown part is
+    unknown: a partial figure would read as the whole cost.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float | None = 0.0
     model: str = ""
     type: Literal["usage"] = "usage"
 
     def __add__(self, other: Usage) -> Usage:
+        cost = (
+            None
+            if self.cost_usd is None or other.cost_usd is None
+            else self.cost_usd + other.cost_usd
+        )
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             cache_creation_input_tokens=self.cache_creation_input_tokens
             + other.cache_creation_input_tokens,
             cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
-            cost_usd=self.cost_usd + other.cost_usd,
+            cost_usd=cost,
             model=other.model or self.model,
         )
 
     @property
+    def input_total(self) -> int:
+        """Every input token: uncached, written to the cache and read from it."""
+        return self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
+
+    @property
+    def cached_share(self) -> float:
+        """The share (0..1) of `input_total` read from the cache; 0 with no input."""
+        total = self.input_total
+        return self.cache_read_input_tokens / total if total else 0.0
+
+    @property
     def total_tokens(self) -> int:
-        return (
-            self.input_tokens
-            + self.output_tokens
-            + self.cache_creation_input_tokens
-            + self.cache_read_input_tokens
-        )
+        return self.input_total + self.output_tokens
 
 
 @dataclass(frozen=True)

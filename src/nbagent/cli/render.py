@@ -3,7 +3,9 @@
 Text streams as it arrives (written raw: no Markdown re-render, so nothing is
 printed twice); thinking is dimmed; each tool call is one compact line and its
 result one more; errors are one red line; each turn ends with a footer of
-tokens, cost and elapsed time.
+tokens, cost and elapsed time. Arguments and usage are formatted by
+`nbagent.render.format`, as on every other surface (`format_args` and
+`format_usage` stay importable from here for the REPL).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from rich.console import Console
 from rich.text import Text
@@ -31,26 +32,8 @@ from ..events import (
     TurnStart,
     Usage,
 )
+from ..render.format import format_args, format_usage
 from ..tools.runner import summarize
-
-
-def shorten(value: Any, limit: int = 60) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    text = text.replace("\n", "\\n")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def format_args(arguments: dict[str, Any], limit: int = 60) -> str:
-    """`key=value ...` with long values shortened, as in the tool log lines."""
-    return " ".join(f"{k}={shorten(v, limit)}" for k, v in arguments.items())
-
-
-def format_usage(usage: Usage) -> str:
-    tokens_in = usage.input_tokens + usage.cache_creation_input_tokens
-    return (
-        f"tokens in {tokens_in:,} / out {usage.output_tokens:,} · "
-        f"cache read {usage.cache_read_input_tokens:,} · ${usage.cost_usd:.4f}"
-    )
 
 
 class TerminalRenderer:

@@ -9,7 +9,6 @@ way everywhere.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +26,7 @@ from ..events import (
     TurnEnd,
     Usage,
 )
+from .format import clip, format_args, format_usage
 
 TURN_MIME = "application/vnd.nbagent.turn+json"
 
@@ -74,7 +74,7 @@ class Transcript:
             self.status = f"calling {event.name}…"
         elif isinstance(event, ToolCallEvent):
             self._close_open()
-            args = _format_args(event.call.input)
+            args = format_args(event.call.input)
             self.blocks.append(
                 Block("tool", text=args, name=event.call.name, call_id=event.call.id)
             )
@@ -84,7 +84,7 @@ class Transcript:
             if block is None:
                 block = Block(
                     "tool",
-                    text=_format_args(event.call.input),
+                    text=format_args(event.call.input),
                     name=event.call.name,
                     call_id=event.call.id,
                 )
@@ -128,17 +128,9 @@ class Transcript:
     # -- rendering ----------------------------------------------------------
 
     def footer(self) -> str:
-        u = self.usage
+        """The turn's usage line (as on every surface) and its elapsed time."""
         elapsed = time.monotonic() - self.started
-        parts = [
-            f"{u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens:,} in"
-        ]
-        parts.append(f"{u.output_tokens:,} out")
-        if u.cache_read_input_tokens:
-            parts.append(f"{u.cache_read_input_tokens:,} cached")
-        parts.append(f"${u.cost_usd:.4f}")
-        parts.append(f"{elapsed:.1f}s")
-        return " · ".join(parts)
+        return f"{format_usage(self.usage)} · {elapsed:.1f}s"
 
     def markdown(self, blocks: list[Block] | None = None) -> str:
         return "\n\n".join(filter(None, (self._block_markdown(b) for b in (blocks or self.blocks))))
@@ -168,9 +160,9 @@ class Transcript:
             return f"> 💭 *thinking*\n>\n{quoted}"
         if b.kind == "tool":
             mark = "✗" if b.is_error else ("✓" if b.done else "…")
-            line = f"`⚙ {b.name}({_clip(b.text, 120)})` {mark}"
+            line = f"`⚙ {b.name}({clip(b.text, 120)})` {mark}"
             if b.summary:
-                line += f" {_escape_md(_clip(b.summary, 160))}"
+                line += f" {_escape_md(clip(b.summary, 160))}"
             return line
         if b.kind == "error":
             return f"**Error:** {_escape_md(b.text)}"
@@ -185,8 +177,8 @@ class Transcript:
             return "\n".join("  | " + line for line in b.text.strip().splitlines())
         if b.kind == "tool":
             status = "error" if b.is_error else ("ok" if b.done else "running")
-            line = f"[tool] {b.name}({_clip(b.text, 120)}) -> {status}"
-            return line + (f": {_clip(b.summary, 160)}" if b.summary else "")
+            line = f"[tool] {b.name}({clip(b.text, 120)}) -> {status}"
+            return line + (f": {clip(b.summary, 160)}" if b.summary else "")
         if b.kind == "error":
             return f"Error: {b.text}"
         return f"[note] {b.text}"
@@ -210,19 +202,6 @@ class Transcript:
             if block.kind == "tool" and block.call_id == call_id:
                 return block
         return None
-
-
-def _format_args(args: dict[str, Any]) -> str:
-    parts = []
-    for key, value in args.items():
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        text = text.replace("\n", "⏎")
-        parts.append(f"{key}={_clip(text, 60)}")
-    return ", ".join(parts)
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _escape_md(text: str) -> str:
