@@ -1,5 +1,9 @@
 """Run the model's tool calls: validation, errors as results, concurrency, clipping.
 
+Every output leaving the runner (content, summary, error text) is redacted of
+known secrets, before clipping so a clip can never leave half a secret behind;
+the `[TOOL]` log line of each call is redacted too.
+
 Consecutive read-only calls run concurrently in threads; anything that writes
 or executes runs alone, on the calling thread, in the order the model asked.
 (Live-namespace tools must run on the kernel's main thread.)
@@ -7,12 +11,15 @@ or executes runs alone, on the calling thread, in the order the model asked.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from ..events import ToolCall, ToolOutput
+from ..redact import current_redactor
 from .base import Tool, ToolError, log_call
+from .base import log as tool_log
 from .clip import clip_output
 
 
@@ -43,10 +50,12 @@ class ToolRunner:
         tool = self.tools.get(call.name)
         if tool is None:
             names = ", ".join(sorted(self.tools)) or "none"
-            return ToolOutput(
-                f"Unknown tool '{call.name}'. Available tools: {names}.", is_error=True
+            return current_redactor().redact_output(
+                ToolOutput(f"Unknown tool '{call.name}'. Available tools: {names}.", is_error=True)
             )
-        log_call(call.name, call.input)
+        if tool_log.isEnabledFor(logging.INFO):
+            # Redacted before log_call shortens the values, so no prefix of a secret survives.
+            log_call(call.name, current_redactor().redact_obj(call.input))
         try:
             if tool.main_thread and self.main_thread_dispatch is not None:
                 output = self.main_thread_dispatch(lambda: tool.call(call.input))
@@ -58,7 +67,8 @@ class ToolRunner:
             output = ToolOutput(
                 f"Error: {call.name} raised {type(exc).__name__}: {exc}", is_error=True
             )
-        output = clip_output(output, self.max_output_chars)
+        # Asked again after the call: the tool may have set a new secret variable.
+        output = clip_output(current_redactor().redact_output(output), self.max_output_chars)
         if not output.summary:
             output = ToolOutput(output.content, output.is_error, summarize(output))
         return output
