@@ -1,25 +1,66 @@
-"""Run a child process for a tool: own process group, hard timeout, no secrets.
+"""Run a child process for a tool: no secrets, bounded output, nothing left behind.
 
-The child gets its own session so that a timeout (or Ctrl-C in the caller)
-can kill everything it started, including background grandchildren that would
-otherwise keep running inside the Jupyter kernel's process tree.
+Each call starts a small wrapper process (`reaper.py`), inside the OS sandbox
+(`sandbox.py`) when there is one. The wrapper runs the command, keeps only the
+head and tail of its output, and kills everything the command started once the
+command ends or times out; it reports back as one bounded JSON document, so the
+kernel never holds more than a few times `max_output_chars` whatever the command
+prints.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-# After killing the group, how long to wait for the pipes to close. A descendant
-# that started its own session escapes the kill and may hold them open forever.
-_DRAIN_SECONDS = 2.0
+from . import reaper
+from . import sandbox as bwrap_sandbox
+from .sandbox import SandboxSetting, SandboxUnavailable
 
-_SECRET_NAME = re.compile(r"(_API_KEY|_TOKEN|_SECRET)$", re.IGNORECASE)
+__all__ = [
+    "Omission",
+    "ProcessResult",
+    "SandboxSetting",
+    "SandboxUnavailable",
+    "format_process_result",
+    "run_process",
+    "scrubbed_env",
+]
+
+# The wrapper enforces the timeout; this is the caller's own limit on top, in
+# case the wrapper itself hangs (it should not).
+_BACKSTOP_SECONDS = 10.0
+# After SIGTERM, how long the wrapper gets to kill the tree before we kill its group.
+_STOP_SECONDS = 2.0
+
+# TODO(lead): replace with `nbagent.redact.is_secret_name` once redact.py lands; this
+# is the same broad rule: KEY, TOKEN, SECRET, PASSWORD, PASSWD, CREDENTIAL or PRIVATE
+# anywhere in the name, or AUTH as a whole word (not AUTHOR).
+_SECRET_PART = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE", re.IGNORECASE)
+_AUTH_WORD = re.compile(r"(?<![A-Za-z])AUTH(?![A-Za-z])", re.IGNORECASE)
+# scheme://user:password@host — a password in the userinfo part of a URL.
+_URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/?#@\s:]*:[^/?#@\s]+@")
+
+
+def _is_secret_name(name: str) -> bool:
+    return bool(_SECRET_PART.search(name) or _AUTH_WORD.search(name))
+
+
+@dataclass(frozen=True)
+class Omission:
+    """Output dropped from the middle of a stream: at offset `at` of the kept text."""
+
+    at: int
+    chars: int
+    lines: int
 
 
 @dataclass(frozen=True)
@@ -29,18 +70,24 @@ class ProcessResult:
     exit_code: int | None
     timed_out: bool
     timeout: float | None = None
+    stdout_omitted: Omission | None = None
+    stderr_omitted: Omission | None = None
+    # Processes the command started that were still running when it ended (or,
+    # after a timeout, besides the command itself), and were killed.
+    killed: int = 0
 
 
 def scrubbed_env() -> dict[str, str]:
-    """A copy of `os.environ` without API keys, tokens and secrets.
+    """A copy of `os.environ` without anything that looks like a credential.
 
     Model-written commands must not be able to read (and print, or send) the
-    user's credentials.
+    user's credentials: every variable with a secret-looking name goes, and so
+    does any whose value holds a URL with a password (DATABASE_URL=postgres://u:pw@h/db).
     """
     env = {
         name: value
         for name, value in os.environ.items()
-        if name.upper() != "ANTHROPIC_API_KEY" and not _SECRET_NAME.search(name)
+        if not _is_secret_name(name) and not _URL_PASSWORD.search(value)
     }
     # Inside a kernel, ipykernel sets the inline backend, which a child process
     # cannot use (matplotlib would fail to import it): let the child choose.
@@ -57,78 +104,127 @@ def run_process(
     shell: bool,
     stdin: str | None = None,
     env: dict[str, str] | None = None,
+    workspace: Path | None = None,
+    max_output_chars: int = 50_000,
+    sandbox: SandboxSetting = "auto",
+    network: bool = True,
 ) -> ProcessResult:
-    """Run `command` to completion or until `timeout` seconds, then kill its process group.
+    """Run `command` to completion or until `timeout` seconds; then kill all it started.
 
     `env` defaults to `scrubbed_env()`. Without `stdin` the child reads from
     /dev/null, so a command that waits for input fails fast instead of hanging.
+    Each of stdout and stderr keeps its first and last `max_output_chars // 2`
+    characters. `sandbox` is True (required), False (off) or "auto" (used
+    where bwrap works); the sandbox makes `workspace` (default `cwd`) writable.
+    Raises `SandboxUnavailable` when the settings need a sandbox this machine lacks.
     """
+    # The same argv Popen would build for `shell` and `command`.
+    argv = [command] if isinstance(command, str) else list(command)
+    if shell:
+        argv = ["/bin/sh", "-c", *argv]
+    env = scrubbed_env() if env is None else env
+    config = json.dumps({"timeout": timeout, "limit": max_output_chars})
+    # -I -S: the wrapper needs only the standard library, and no PYTHON* variable.
+    wrapper = [sys.executable, "-I", "-S", reaper.__file__, config, "--", *argv]
+    if bwrap_sandbox.use_sandbox(sandbox, network=network):
+        wrapper = bwrap_sandbox.sandbox_argv(
+            wrapper, workspace=(workspace or cwd).resolve(), cwd=cwd.resolve(), network=network
+        )
+        # bwrap's own environment is readable inside (/proc/1/environ): give it
+        # the scrubbed one, not ours.
+        env = bwrap_sandbox.sandbox_env(env)
     with subprocess.Popen(
-        command,
+        wrapper,
         cwd=cwd,
-        shell=shell,
-        env=scrubbed_env() if env is None else env,
+        env=env,
         stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
     ) as proc:
         data = stdin.encode("utf-8") if stdin is not None else None
-        timed_out = False
         try:
-            out, err = proc.communicate(data, timeout=timeout)
+            out, err = proc.communicate(data, timeout=timeout + _BACKSTOP_SECONDS)
         except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(proc)
-            try:
-                out, err = proc.communicate(timeout=_DRAIN_SECONDS)
-            except subprocess.TimeoutExpired as exc:
-                out, err = exc.output or b"", exc.stderr or b""
+            _stop(proc)
+            return ProcessResult("", "", None, timed_out=True, timeout=timeout)
         except BaseException:  # KeyboardInterrupt above all
-            _kill_group(proc)
+            _stop(proc)
             raise
-        # Popen.__exit__ waits for the (killed) child, so the returncode is set.
+    return _parse_report(out, err, proc.returncode, timeout)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Have the wrapper kill its tree (SIGTERM), then make sure of it (SIGKILL to its group).
+
+    In the sandbox the wrapper's parent is bwrap: ending bwrap ends the PID
+    namespace, and the kernel kills every process in it.
+    """
+    with contextlib.suppress(OSError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=_STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        pass
+    # start_new_session made the wrapper a group leader: its pid is the group id.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=_STOP_SECONDS)
+
+
+def _parse_report(out: bytes, err: bytes, code: int | None, timeout: float) -> ProcessResult:
+    try:
+        report = json.loads(out)
+    except ValueError:
+        # The wrapper (or bwrap) failed before the command ran: say what it said.
+        why = err.decode("utf-8", errors="replace").strip() or f"exit code {code}"
+        return ProcessResult("", f"the command could not be started: {why}", code, False, timeout)
+    stdout, stdout_omitted = _stream(report["stdout"])
+    stderr, stderr_omitted = _stream(report["stderr"])
     return ProcessResult(
-        stdout=_decode(out),
-        stderr=_decode(err),
-        exit_code=proc.returncode,
-        timed_out=timed_out,
+        stdout=stdout,
+        stderr=stderr,
+        exit_code=report["exit_code"],
+        timed_out=report["timed_out"],
         timeout=timeout,
+        stdout_omitted=stdout_omitted,
+        stderr_omitted=stderr_omitted,
+        killed=report["killed"],
     )
+
+
+def _stream(part: dict[str, Any]) -> tuple[str, Omission | None]:
+    head, tail = str(part["head"]), str(part["tail"])
+    chars, lines = int(part["omitted_chars"]), int(part["omitted_lines"])
+    return head + tail, Omission(len(head), chars, lines) if chars else None
 
 
 def format_process_result(r: ProcessResult, *, max_chars: int = 50_000) -> str:
     """The text a tool returns for `r`: status line, then stdout and stderr sections.
 
     Each section is clipped to `max_chars` (keeping its head and tail) so one
-    noisy command cannot flood the model's context.
+    noisy command cannot flood the model's context; the notice says how much
+    was left out.
     """
     if r.timed_out:
         after = f" after {r.timeout:g}s" if r.timeout is not None else ""
         parts = [f"timed out{after}; the process group was killed"]
     else:
         parts = [f"exit code: {r.exit_code}{_signal_note(r.exit_code)}"]
+    if r.killed:
+        what = "process" if r.killed == 1 else "processes"
+        if r.timed_out:
+            parts.append(f"[also killed {r.killed} other {what} it had started]")
+        else:
+            parts.append(f"[killed {r.killed} background {what} left running]")
     if r.stdout:
-        parts.append("--- stdout ---\n" + _clip(r.stdout, max_chars))
+        parts.append("--- stdout ---\n" + _clip(r.stdout, r.stdout_omitted, max_chars))
     if r.stderr:
-        parts.append("--- stderr ---\n" + _clip(r.stderr, max_chars))
+        parts.append("--- stderr ---\n" + _clip(r.stderr, r.stderr_omitted, max_chars))
     if not r.stdout and not r.stderr:
         parts.append("(no output)")
     return "\n".join(parts)
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    if os.name != "posix":
-        with contextlib.suppress(OSError):
-            proc.kill()
-        return
-    # start_new_session makes the child the leader: its pid is the group id.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
-def _decode(data: bytes | None) -> str:
-    return (data or b"").decode("utf-8", errors="replace")
 
 
 def _signal_note(code: int | None) -> str:
@@ -140,9 +236,20 @@ def _signal_note(code: int | None) -> str:
         return f" (killed by signal {-code})"
 
 
-def _clip(text: str, limit: int) -> str:
-    if len(text) <= limit:
+def _clip(text: str, omitted: Omission | None, limit: int) -> str:
+    if omitted is not None:
+        head, tail = text[: omitted.at], text[omitted.at :]
+        chars, lines = omitted.chars, omitted.lines
+    elif len(text) <= limit:
         return text.rstrip("\n")
-    head, tail = text[: limit // 2], text[-(limit // 2) :]
-    omitted = len(text) - len(head) - len(tail)
-    return f"{head}\n[... {omitted} characters omitted ...]\n{tail}".rstrip("\n")
+    else:
+        head, tail = text[: limit // 2], text[len(text) - limit // 2 :]
+        chars = len(text) - len(head) - len(tail)
+        lines = text.count("\n", len(head), len(text) - len(tail))
+    if len(head) + len(tail) > limit:  # a smaller limit than the wrapper's
+        keep = limit // 2
+        chars += len(head) - keep + len(tail) - keep
+        lines += head.count("\n", keep) + tail.count("\n", 0, len(tail) - keep)
+        head, tail = head[:keep], tail[len(tail) - keep :]
+    what = f"{chars:,} characters" + (f" ({lines:,} lines)" if lines else "")
+    return f"{head}\n[... {what} omitted ...]\n{tail}".rstrip("\n")
