@@ -82,11 +82,42 @@ class AnthropicProvider:
             self._client.close()
 
 
+# What the SDK raises when an event's data is not what the API sends: bad JSON
+# (json.JSONDecodeError, a ValueError, as is pydantic's ValidationError), a
+# block index out of range, a missing field, a non-object, events out of order.
+_MALFORMED_EVENT_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    LookupError,
+    AttributeError,
+    RuntimeError,
+)
+
+
+def _sdk_events(stream: Any) -> Generator[Any, None, None]:
+    """The SDK's stream events; one it cannot decode ends the stream as a cut would,
+    with the SDK's typed connection error (the partial message is kept by the caller)."""
+    iterator = iter(stream)
+    while True:
+        try:
+            event = next(iterator)
+        except StopIteration:
+            return
+        except _MALFORMED_EVENT_ERRORS as exc:
+            import anthropic
+
+            raise anthropic.APIConnectionError(
+                message=f"The response stream had a malformed event ({type(exc).__name__}: {exc})",
+                request=_request_of(stream.response),
+            ) from exc
+        yield event
+
+
 def _loop_events(stream: Any) -> Generator[Event, None, None]:
     """The SDK's stream events as loop events (deltas and tool-call starts)."""
     from anthropic.types import RawContentBlockDeltaEvent, RawContentBlockStartEvent
 
-    for event in stream:
+    for event in _sdk_events(stream):
         if isinstance(event, RawContentBlockDeltaEvent):
             delta = event.delta
             if delta.type == "text_delta":
@@ -114,9 +145,10 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
-def _request_of(exc: BaseException) -> Any:
+def _request_of(source: object) -> Any:
+    """The request of an HTTP error or response, or a stand-in when it has none."""
     try:
-        return exc.request  # type: ignore[attr-defined]
+        return source.request  # type: ignore[attr-defined]
     except (AttributeError, RuntimeError):
         import httpx2
 
