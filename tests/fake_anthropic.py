@@ -23,6 +23,13 @@ Usage::
     # or with a subprocess / env-driven code:
     os.environ.update(env_for(server))
 
+The fake follows the real API's per-model defaults and checks (see "API rules" below): on
+Opus 4.8/4.7, Fable 5 and Mythos 5 scripted thinking streams with empty text unless the
+request sends ``thinking.display == "summarized"``; an effort a model does not take, a
+forced ``tool_choice`` with thinking on, and a thinking type the model refuses get a 400
+``invalid_request_error`` without consuming a scripted response. Other model names
+(``claude-test-model``...) are not checked and stream thinking text as before.
+
 When the queue is empty, ``server.responder(body)`` (if set) produces the
 response; otherwise the server answers 500 "fake server: no scripted response
 left" so a test fails loudly.
@@ -39,6 +46,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import socket
 import threading
 import time
@@ -61,6 +69,11 @@ __all__ = [
     "error",
     "cut",
     "env_for",
+    "api_rejection",
+    "api_model_family",
+    "thinking_display",
+    "DISPLAY_OMITTED_MODELS",
+    "EFFORT_LEVELS",
 ]
 
 STOP_REASONS = frozenset(
@@ -193,6 +206,117 @@ def env_for(server: FakeAnthropic) -> dict[str, str]:
     return {"ANTHROPIC_BASE_URL": server.url, "ANTHROPIC_API_KEY": FAKE_API_KEY}
 
 
+# --------------------------------------------------------------------------- API rules
+# What the real Messages API does per model, from ../shared/reference/claude-api/SKILL.md
+# ("Thinking & Effort", "Thinking display"). Written out here rather than taken from
+# nbagent.models on purpose: the fake plays the API, so a mistake in the product's model
+# table shows up as a failing test instead of being agreed with.
+
+EFFORT_LEVELS = ("low", "medium", "high", "xhigh", "max")
+_NO_XHIGH = ("low", "medium", "high", "max")
+
+# family -> effort levels it takes (empty: it rejects output_config.effort).
+_MODEL_EFFORTS: dict[str, tuple[str, ...]] = {
+    "claude-fable-5": EFFORT_LEVELS,
+    "claude-mythos-5": EFFORT_LEVELS,
+    "claude-opus-4-8": EFFORT_LEVELS,
+    "claude-opus-4-7": EFFORT_LEVELS,
+    "claude-opus-4-6": _NO_XHIGH,
+    "claude-sonnet-4-6": _NO_XHIGH,
+    "claude-opus-4-5": ("low", "medium", "high"),
+    "claude-haiku-4-5": (),
+    "claude-sonnet-4-5": (),
+    "claude-opus-4-1": (),
+    "claude-opus-4-0": (),
+    "claude-opus-4": (),
+    "claude-sonnet-4-0": (),
+    "claude-sonnet-4": (),
+    "claude-3-haiku": (),
+}
+_ADAPTIVE_MODELS = frozenset(
+    {
+        "claude-fable-5",
+        "claude-mythos-5",
+        "claude-opus-4-8",
+        "claude-opus-4-7",
+        "claude-opus-4-6",
+        "claude-sonnet-4-6",
+    }
+)
+# Adaptive is the only way to turn thinking on; budget_tokens is gone.
+_ADAPTIVE_ONLY_MODELS = frozenset(
+    {"claude-fable-5", "claude-mythos-5", "claude-opus-4-8", "claude-opus-4-7"}
+)
+# Thinking streams with empty text unless the request asks for display "summarized".
+DISPLAY_OMITTED_MODELS = _ADAPTIVE_ONLY_MODELS
+# Always think, even without a thinking parameter; {"type": "disabled"} is a 400.
+_ALWAYS_THINKING_MODELS = frozenset({"claude-fable-5", "claude-mythos-5"})
+_THINKING_DISPLAYS = ("summarized", "omitted")
+
+
+def api_model_family(model: str) -> str | None:
+    """The family of a model id the API knows (``claude-haiku-4-5-20251001`` -> ``claude-haiku-4-5``).
+
+    None for names the fake makes up (``claude-test-model``): those are not checked.
+    """
+    m = re.sub(r"-\d{8}$", "", model)
+    for family in sorted(_MODEL_EFFORTS, key=len, reverse=True):
+        rest = m[len(family) :]
+        if m.startswith(family) and (rest == "" or (rest[0] == "-" and not rest[1:2].isdigit())):
+            return family
+    return None
+
+
+def thinking_display(body: dict[str, Any]) -> str:
+    """How the API shows thinking text for this request: "summarized" or "omitted"."""
+    thinking_cfg = body.get("thinking")
+    if isinstance(thinking_cfg, dict) and thinking_cfg.get("display") in _THINKING_DISPLAYS:
+        return str(thinking_cfg["display"])
+    family = api_model_family(str(body.get("model", "")))
+    return "omitted" if family in DISPLAY_OMITTED_MODELS else "summarized"
+
+
+def api_rejection(body: dict[str, Any]) -> str | None:
+    """The 400 message the real API answers this /v1/messages body with, or None."""
+    family = api_model_family(str(body.get("model", "")))
+    thinking_cfg = body.get("thinking")
+    thinking_type = thinking_cfg.get("type") if isinstance(thinking_cfg, dict) else None
+    if isinstance(thinking_cfg, dict) and "display" in thinking_cfg:
+        if thinking_cfg["display"] not in _THINKING_DISPLAYS:
+            return "thinking.display: Input should be 'summarized' or 'omitted'"
+    if family is not None:
+        if thinking_type == "adaptive" and family not in _ADAPTIVE_MODELS:
+            return f"thinking.type 'adaptive' is not supported on {family}."
+        if thinking_type == "enabled" and family in _ADAPTIVE_ONLY_MODELS:
+            return (
+                f"thinking.type 'enabled' is not supported on {family}; "
+                "use thinking.type 'adaptive' and output_config.effort."
+            )
+        if thinking_type == "disabled" and family in _ALWAYS_THINKING_MODELS:
+            return f"thinking cannot be disabled on {family}; omit the thinking parameter."
+
+    output_config = body.get("output_config")
+    effort = output_config.get("effort") if isinstance(output_config, dict) else None
+    if effort is not None:
+        if effort not in EFFORT_LEVELS:
+            return "output_config.effort: Input should be " + ", ".join(
+                repr(level) for level in EFFORT_LEVELS
+            )
+        if family is not None and not _MODEL_EFFORTS[family]:
+            return f"{family} does not support the effort parameter."
+        if family is not None and effort not in _MODEL_EFFORTS[family]:
+            return f"output_config.effort {effort!r} is not supported on {family}."
+
+    tool_choice = body.get("tool_choice")
+    forced = isinstance(tool_choice, dict) and tool_choice.get("type") in ("any", "tool")
+    thinking_on = thinking_type in ("adaptive", "enabled") or (
+        family in _ALWAYS_THINKING_MODELS and thinking_type is None
+    )
+    if forced and thinking_on:
+        return "Thinking may not be enabled when tool_choice forces tool use."
+    return None
+
+
 # --------------------------------------------------------------------------- rendering
 
 
@@ -221,6 +345,7 @@ def _render(
     content: list[dict[str, Any]] = []
     block_events: list[tuple[str, dict[str, Any]]] = []
     out_chars = 0
+    show_thinking = thinking_display(body) == "summarized"
     for index, b in enumerate(r.blocks):
         final: dict[str, Any]
         start: dict[str, Any]
@@ -231,9 +356,12 @@ def _render(
             deltas = [{"type": "text_delta", "text": c} for c in _chunks(b.text, b.chunk)]
             out_chars += len(b.text)
         elif b.type == "thinking":
-            final = {"type": "thinking", "thinking": b.text, "signature": b.signature}
+            # Display "omitted": the block and its signature arrive, its text does not.
+            # The thinking is billed the same either way.
+            shown = b.text if show_thinking else ""
+            final = {"type": "thinking", "thinking": shown, "signature": b.signature}
             start = {"type": "thinking", "thinking": "", "signature": ""}
-            deltas = [{"type": "thinking_delta", "thinking": c} for c in _chunks(b.text, b.chunk)]
+            deltas = [{"type": "thinking_delta", "thinking": c} for c in _chunks(shown, b.chunk)]
             deltas.append({"type": "signature_delta", "signature": b.signature})
             out_chars += len(b.text)
         elif b.type == "tool_use":
@@ -405,6 +533,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _messages(self, body: dict[str, Any]) -> None:
         fake = self.server.fake
+        rejection = api_rejection(body)
+        if rejection is not None:  # refused before the model runs: no scripted reply is used
+            self._send_error(Error(400, rejection, "invalid_request_error"))
+            return
         resp = fake._next_response(body)
         if resp is None:
             self._send_error(Error(500, "fake server: no scripted response left", "api_error"))

@@ -14,26 +14,34 @@ import anthropic
 import httpx2  # the transport used by anthropic>=2.12 (NOT ``httpx``)
 import pytest
 
+from nbagent.models import model_info
+
 try:
     from tests.fake_anthropic import (
+        EFFORT_LEVELS,
         FakeAnthropic,
+        api_rejection,
         cut,
         env_for,
         error,
         reply,
         text,
         thinking,
+        thinking_display,
         tool_use,
     )
 except ImportError:  # tests/ not importable as a package
     from fake_anthropic import (  # type: ignore[no-redef]
+        EFFORT_LEVELS,
         FakeAnthropic,
+        api_rejection,
         cut,
         env_for,
         error,
         reply,
         text,
         thinking,
+        thinking_display,
         tool_use,
     )
 
@@ -52,12 +60,12 @@ def client(server: FakeAnthropic, max_retries: int = 0) -> anthropic.Anthropic:
 
 
 def stream_final(c: anthropic.Anthropic, **kw: Any) -> Any:
-    with c.messages.stream(model=MODEL, max_tokens=100, messages=MESSAGES, **kw) as s:
+    with c.messages.stream(**{"model": MODEL, "max_tokens": 100, "messages": MESSAGES, **kw}) as s:
         return s.get_final_message()
 
 
 def create(c: anthropic.Anthropic, **kw: Any) -> Any:
-    return c.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES, **kw)
+    return c.messages.create(**{"model": MODEL, "max_tokens": 100, "messages": MESSAGES, **kw})
 
 
 def raw_post(url: str, body: Any) -> tuple[int, dict[str, str], bytes]:
@@ -367,3 +375,154 @@ def test_env_for_and_lifecycle(monkeypatch: pytest.MonkeyPatch) -> None:
         s.stop()
     with pytest.raises(RuntimeError):
         _ = s.url
+
+
+# --------------------------------------------------------------------------- the API's model rules
+
+SUMMARIZED = {"type": "adaptive", "display": "summarized"}
+
+
+def sse_events(server: FakeAnthropic, body: dict[str, Any]) -> list[dict[str, Any]]:
+    status, _, raw = raw_post(server.url + "/v1/messages", {**body, "stream": True})
+    assert status == 200, raw
+    return [
+        json.loads(e.split("\n")[1].removeprefix("data: ")) for e in raw.decode().split("\n\n") if e
+    ]
+
+
+@pytest.mark.parametrize(
+    "model", ["claude-opus-4-8", "claude-opus-4-7", "claude-fable-5", "claude-mythos-5"]
+)
+def test_thinking_text_is_omitted_by_default_on_newest_models(
+    server: FakeAnthropic, model: str
+) -> None:
+    server.enqueue(reply(thinking("private musing", signature="sig-1"), text("Hi.")))
+    events = sse_events(
+        server, {"model": model, "messages": MESSAGES, "thinking": {"type": "adaptive"}}
+    )
+    deltas = [e["delta"] for e in events if e["type"] == "content_block_delta"]
+    assert [d["type"] for d in deltas] == ["signature_delta", "text_delta"]
+    assert deltas[0]["signature"] == "sig-1"
+
+    server.enqueue(reply(thinking("private musing"), text("Hi.")))
+    msg = stream_final(client(server), model=model)  # no thinking parameter at all
+    assert msg.content[0].type == "thinking" and msg.content[0].thinking == ""
+    assert msg.content[0].signature
+
+
+def test_thinking_text_streams_when_summarized_is_asked(server: FakeAnthropic) -> None:
+    server.enqueue(reply(thinking("step one, step two", chunk=5), text("Done.")))
+    events = sse_events(
+        server, {"model": "claude-opus-4-8", "messages": MESSAGES, "thinking": SUMMARIZED}
+    )
+    thoughts = [
+        e["delta"]["thinking"]
+        for e in events
+        if e["type"] == "content_block_delta" and e["delta"]["type"] == "thinking_delta"
+    ]
+    assert "".join(thoughts) == "step one, step two" and len(thoughts) == 4
+
+    server.enqueue(reply(thinking("visible"), text("Done.")))
+    msg = create(client(server), model="claude-fable-5", thinking=SUMMARIZED)  # non-streaming
+    assert msg.content[0].thinking == "visible"
+
+
+def test_thinking_display_defaults_to_summarized_before_opus_4_7(server: FakeAnthropic) -> None:
+    server.enqueue(reply(thinking("shown by default"), text("ok")))
+    msg = stream_final(client(server), model="claude-opus-4-6", thinking={"type": "adaptive"})
+    assert msg.content[0].thinking == "shown by default"
+    omitted = {"type": "adaptive", "display": "omitted"}
+    server.enqueue(reply(thinking("hidden on request"), text("ok")))
+    msg = stream_final(client(server), model="claude-sonnet-4-6", thinking=omitted)
+    assert msg.content[0].thinking == ""
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"model": "claude-haiku-4-5", "output_config": {"effort": "low"}}, "effort"),
+        ({"model": "claude-haiku-4-5-20251001", "output_config": {"effort": "high"}}, "effort"),
+        ({"model": "claude-opus-4-6", "output_config": {"effort": "xhigh"}}, "xhigh"),
+        ({"model": MODEL, "output_config": {"effort": "extreme"}}, "effort"),
+        (
+            {"model": "claude-opus-4-8", "thinking": SUMMARIZED, "tool_choice": {"type": "any"}},
+            "tool_choice",
+        ),
+        (
+            {
+                "model": MODEL,
+                "thinking": {"type": "adaptive"},
+                "tool_choice": {"type": "tool", "name": "bash"},
+            },
+            "tool_choice",
+        ),
+        ({"model": "claude-fable-5", "tool_choice": {"type": "any"}}, "tool_choice"),
+        ({"model": "claude-haiku-4-5", "thinking": {"type": "adaptive"}}, "adaptive"),
+        (
+            {"model": "claude-opus-4-8", "thinking": {"type": "enabled", "budget_tokens": 2048}},
+            "enabled",
+        ),
+        ({"model": "claude-fable-5", "thinking": {"type": "disabled"}}, "disabled"),
+        ({"model": MODEL, "thinking": {"type": "adaptive", "display": "full"}}, "display"),
+    ],
+)
+def test_api_rejects_what_the_real_api_rejects(
+    server: FakeAnthropic, kw: dict[str, Any], message: str
+) -> None:
+    server.enqueue("never sent")
+    tools = [{"name": "bash", "input_schema": {"type": "object"}}]
+    body = {"max_tokens": 100, "messages": MESSAGES, "tools": tools, **kw}
+    with pytest.raises(anthropic.BadRequestError) as info:
+        client(server).messages.create(**body)
+    assert info.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+    assert message in info.value.message
+    assert server.pending == 1, "a rejected request does not consume a scripted reply"
+    assert server.last_body is not None and server.last_body["model"] == kw["model"]
+
+
+def test_api_accepts_valid_effort_and_tool_choice(server: FakeAnthropic) -> None:
+    tools = [{"name": "bash", "input_schema": {"type": "object"}}]
+    server.enqueue("a", "b", "c", "d")
+    c = client(server)
+    create(c, model="claude-opus-4-8", output_config={"effort": "xhigh"}, thinking=SUMMARIZED)
+    create(c, model="claude-sonnet-4-6", output_config={"effort": "max"})
+    # "none" and "auto" do not force a tool: allowed with thinking (the agent's last round).
+    create(
+        c, model="claude-opus-4-8", thinking=SUMMARIZED, tools=tools, tool_choice={"type": "none"}
+    )
+    create(c, model="claude-haiku-4-5", tools=tools, tool_choice={"type": "any"})
+    assert server.pending == 0
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "claude-fable-5",
+        "claude-mythos-5",
+        "claude-opus-4-8",
+        "claude-opus-4-7",
+        "claude-opus-4-6",
+        "claude-sonnet-4-6",
+        "claude-haiku-4-5",
+        "claude-opus-4-5",
+        "claude-sonnet-4-5",
+        "claude-opus-4-1",
+        "claude-opus-4-0",
+        "claude-sonnet-4-0",
+        "claude-3-haiku-20240307",
+    ],
+)
+def test_fake_api_rules_agree_with_the_model_table(model: str) -> None:
+    """The fake plays the API independently; here it and nbagent.models must tell one story."""
+    info = model_info(model)
+    assert info.known
+    default = thinking_display({"model": model})
+    assert default == (info.thinking_display_default or "summarized")
+    taken = tuple(
+        level
+        for level in EFFORT_LEVELS
+        if api_rejection({"model": model, "output_config": {"effort": level}}) is None
+    )
+    assert taken == info.effort_levels
+    adaptive_ok = api_rejection({"model": model, "thinking": {"type": "adaptive"}}) is None
+    assert adaptive_ok == info.adaptive_thinking
