@@ -11,7 +11,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from nbagent.events import ToolOutput
-from nbagent.jupyter.live_tools import live_tools, strip_ansi
+from nbagent.jupyter.live import live_tools, strip_ansi
 from nbagent.tools.base import ToolError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -306,7 +306,7 @@ def test_strip_ansi() -> None:
 
 def test_live_runner_gives_cell_outputs_without_model_labels(shell: InteractiveShell) -> None:
     """run_cell stores these in the notebook: what a cell would show, not [stdout] labels."""
-    from nbagent.jupyter.live_tools import live_runner
+    from nbagent.jupyter.live import live_runner
 
     run = live_runner(shell)
     output, outputs = run("print(6 * 7)\n'done'")
