@@ -34,7 +34,7 @@ import os
 import re
 import shlex
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus, unquote
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from .events import ToolOutput
 
 MIN_SECRET_LENGTH = 8
+MIN_PARTIAL = 4  # a piece of a secret left at a clip is hidden from this length on
 DECLARED_NAME = "declared"
 
 _SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE")
@@ -264,6 +265,41 @@ class Redactor:
             summary=self.redact(output.summary),
         )
 
+    def redact_clipped(self, head: str, tail: str) -> tuple[str, str]:
+        """`head` and `tail` of a clipped text, each redacted, and a piece of a
+        secret cut by the clip (its start at the end of `head`, its end at the
+        start of `tail`, if at least `MIN_PARTIAL` characters) replaced too.
+
+        For producers that clip before the runner sees the output (head-and-tail
+        buffers): the runner cannot recognise half a secret afterwards.
+        """
+        if self.pattern is None:
+            return head, tail
+        head, tail = self.redact(head), self.redact(tail)
+        cut_start = max(
+            (
+                k
+                for f in self.replacements
+                for k in range(MIN_PARTIAL, len(f))
+                if head.endswith(f[:k])
+            ),
+            default=0,
+        )
+        if cut_start:
+            head = head[:-cut_start] + "[redacted:partial]"
+        cut_end = max(
+            (
+                k
+                for f in self.replacements
+                for k in range(MIN_PARTIAL, len(f))
+                if tail.startswith(f[-k:])
+            ),
+            default=0,
+        )
+        if cut_end:
+            tail = "[redacted:partial]" + tail[cut_end:]
+        return head, tail
+
     def could_start_secret(self, tail: str) -> bool:
         """True if `tail` is a proper prefix of some form (more text could complete it)."""
         return any(
@@ -453,4 +489,17 @@ def install_log_redaction(logger_name: str = "nbagent") -> RedactingFilter:
 
     logging.setLogRecordFactory(make_record)
     _installed_filter = record_filter
+    _uninstall.append(lambda: logging.getLogger(logger_name).removeFilter(record_filter))
+    _uninstall.append(lambda: logging.setLogRecordFactory(previous))
     return record_filter
+
+
+_uninstall: list[Callable[[], None]] = []
+
+
+def uninstall_log_redaction() -> None:
+    """Undo `install_log_redaction` (tests)."""
+    global _installed_filter
+    while _uninstall:
+        _uninstall.pop()()
+    _installed_filter = None
