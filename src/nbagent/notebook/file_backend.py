@@ -5,26 +5,32 @@ another notebook in the project), or read-only for a notebook that is open in
 a frontend without the nbagent extension (`open_in_frontend=True`): writing
 the file under an open editor loses someone's edits.
 
-Every write re-reads the file, checks the hash precondition against what is on
-disk now, validates the result with nbformat and replaces the file atomically.
-If the file changed on disk while the write was being prepared, the operation
-is redone on the new contents. A file that is not a readable notebook is
-reported and never overwritten.
+Every write takes an inter-process lock (so two processes editing one file
+never lose an edit), re-reads the file, checks the hash precondition against
+what is on disk now, validates the result with nbformat and replaces the file
+atomically. If the file changed on disk while the write was being prepared (a
+writer that does not lock, such as a user's editor), the operation is redone on
+the new contents. A file that is not a readable notebook is reported and never
+overwritten. Notebooks in older formats (nbformat 3 and before) are converted
+in memory and saved as nbformat 4, with a notice.
+
+nbformat is imported when a notebook is first read, not with this module: it
+costs most of a second, and this module is on the `%load_ext` path.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import errno
 import json
 import os
 import re
+import stat
 import threading
-from collections.abc import Callable
-from pathlib import Path
+import time
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
-
-import nbformat
-from nbformat import v4
 
 from ..tools.base import ToolError
 from ..tools.workspace import atomic_write
@@ -34,6 +40,7 @@ T = TypeVar("T")
 
 _CELL_ID = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")
 _ATTEMPTS = 3  # how often a write is redone when the file changes under it
+LOCK_TIMEOUT = 30.0  # seconds to wait for another process's edit of the same file
 
 
 class FileNotebook:
@@ -42,19 +49,39 @@ class FileNotebook:
     Notebooks written before nbformat 4.5 have no cell ids: they get ids
     derived from their position (`cell-0`, `cell-1`, ...) in memory, so they
     are stable across reads, and the first write saves them (as nbformat 4.5).
+    Notebooks older than nbformat 4 are converted the same way; `read_notice`
+    says so, and `pop_notice()` says once that a write saved one as nbformat 4.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, open_in_frontend: bool = False) -> None:
         self.path = os.fspath(path)
         self.open_in_frontend = open_in_frontend
-        self.read_notice: str | None = (
+        self._frontend_notice: str | None = (
             f"{self.path} is open in a frontend without the nbagent extension: this is the "
             "saved file, so unsaved edits in the editor are not visible, and the notebook "
             "tools cannot change it."
             if open_in_frontend
             else None
         )
+        self._format: int = 4  # the nbformat major version of the file as last read
+        self._saved_notice: str | None = None
         self._lock = _lock_for(self.path)
+
+    @property
+    def read_notice(self) -> str | None:
+        """A warning to show with every read (open in a frontend; an older format)."""
+        notices = [self._frontend_notice] if self._frontend_notice else []
+        if self._format < 4:
+            notices.append(
+                f"{self.path} is in nbformat {self._format}, an older notebook format: it was "
+                "converted to nbformat 4 to be read, and the first edit saves it as nbformat 4."
+            )
+        return " ".join(notices) or None
+
+    def pop_notice(self) -> str | None:
+        """What the last write did beyond the change asked for, once (e.g. a format upgrade)."""
+        notice, self._saved_notice = self._saved_notice, None
+        return notice
 
     def __repr__(self) -> str:
         extra = ", open_in_frontend=True" if self.open_in_frontend else ""
@@ -75,6 +102,8 @@ class FileNotebook:
         check_cell_type(cell_type)
 
         def change(nb: Any) -> str:
+            from nbformat import v4
+
             make = {"code": v4.new_code_cell, "markdown": v4.new_markdown_cell}.get(
                 cell_type, v4.new_raw_cell
             )
@@ -116,6 +145,8 @@ class FileNotebook:
                 raise ToolError(
                     f"Cell '{cell_id}' is a {cell.get('cell_type')} cell; only code cells have outputs."
                 )
+            import nbformat
+
             cell["outputs"] = [nbformat.from_dict(copy.deepcopy(o)) for o in outputs]
             cell["execution_count"] = execution_count
 
@@ -126,7 +157,7 @@ class FileNotebook:
     def _load(self) -> tuple[str, Any]:
         """The file's text and its notebook (nbformat v4, every cell with an id)."""
         try:
-            text = Path(self.path).read_text(encoding="utf-8")
+            text = _read_regular(self.path).decode("utf-8")
         except FileNotFoundError:
             raise ToolError(f"Notebook {self.path} does not exist.") from None
         except UnicodeDecodeError as exc:
@@ -140,6 +171,8 @@ class FileNotebook:
         return text, self._parse(text)
 
     def _parse(self, text: str) -> Any:
+        import nbformat
+
         unchanged = "The file was left unchanged; fix it (or restore it from a checkpoint) first."
         try:
             data = json.loads(text)
@@ -148,19 +181,29 @@ class FileNotebook:
                 f"{self.path} is not a valid notebook: invalid JSON at line {exc.lineno}, "
                 f"column {exc.colno} ({exc.msg}). {unchanged}"
             ) from None
-        if not isinstance(data, dict) or "nbformat" not in data or "cells" not in data:
+        # nbformat 3 and 2 keep their cells in "worksheets"; 1 and 4 in "cells".
+        if (
+            not isinstance(data, dict)
+            or "nbformat" not in data
+            or ("cells" not in data and "worksheets" not in data)
+        ):
             raise ToolError(
                 f"{self.path} is JSON but not a Jupyter notebook (no 'nbformat' and 'cells' "
                 f"keys). {unchanged}"
             )
         try:
             nb = nbformat.reader.reads(text)
+            major = int(nb.get("nbformat", 4))
             nb = nbformat.convert(nb, 4)
             for cell in nb.cells:
                 cell.setdefault("source", "")
                 cell.setdefault("metadata", nbformat.NotebookNode())
+                if major < 4:
+                    # The conversion makes up random ids; position ids stay stable across reads.
+                    cell.pop("id", None)
         except Exception as exc:
             raise ToolError(f"{self.path} is not a readable notebook: {exc}. {unchanged}") from None
+        self._format = major
         _ensure_ids(nb)
         return nb
 
@@ -172,29 +215,40 @@ class FileNotebook:
                 "write it on disk (unsaved edits would be lost). Install/enable the labextension, "
                 "or work on a copy."
             )
-        with self._lock:
+        with self._lock, _interprocess_lock(self.path):
             for _ in range(_ATTEMPTS):
+                # Read and check the hash under the lock: no other nbagent writer can
+                # slip an edit in between, so none is lost.
                 text, nb = self._load()
+                original = self._format
                 result = change(nb)
                 new_text = self._serialize(nb)
-                # Narrow the window for a concurrent writer: if the file changed
-                # while we prepared ours, redo the change (and its hash check) on it.
+                # A writer that does not lock (an editor) may still have saved while
+                # we prepared ours: then redo the change (and its hash check) on that.
                 try:
-                    if Path(self.path).read_text(encoding="utf-8") != text:
+                    if _read_regular(self.path).decode("utf-8") != text:
                         continue
                 except (OSError, UnicodeDecodeError):
                     continue
                 try:
-                    atomic_write(Path(self.path), new_text)
+                    atomic_write(self.path, new_text)
                 except OSError as exc:
                     raise ToolError(
                         f"Could not write notebook {self.path}: {exc.strerror or exc}. "
                         "The file was left unchanged."
                     ) from None
+                if original < 4:
+                    self._format = 4
+                    self._saved_notice = (
+                        f"{self.path} was in nbformat {original}; it has now been saved as "
+                        "nbformat 4 (older Jupyter versions cannot open it any more)."
+                    )
                 return result
         raise ToolError(f"{self.path} kept changing on disk while it was being edited; try again.")
 
     def _serialize(self, nb: Any) -> str:
+        import nbformat
+
         if nb.get("nbformat_minor", 0) < 5:
             nb["nbformat_minor"] = 5  # cell ids need nbformat 4.5
         try:
@@ -210,6 +264,78 @@ class FileNotebook:
             ) from None
         text = nbformat.writes(nb, version=nbformat.NO_CONVERT)
         return text if text.endswith("\n") else text + "\n"
+
+
+def _read_regular(path: str) -> bytes:
+    """The bytes of the regular file at `path`; a FIFO or device is refused, never opened."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since the check
+            raise OSError(errno.EINVAL, "not a regular file")
+        with open(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+def lock_path(path: str) -> str:
+    """`.<name>.nbagent.lock` next to the notebook (the notebook's own inode is replaced
+    by every atomic write, so it cannot carry the lock)."""
+    directory, name = os.path.split(os.path.realpath(path))
+    return os.path.join(directory, f".{name}.nbagent.lock")
+
+
+@contextlib.contextmanager
+def _interprocess_lock(path: str) -> Iterator[None]:
+    """Hold an exclusive flock on the notebook's lock file; remove the file afterwards.
+
+    Removing it is safe because a waiter that locked a file since unlinked (its
+    inode no longer at the path) lets go and tries again.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: the in-process lock is all there is
+        yield
+        return
+    target = lock_path(path)
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    delay = 0.005
+    while True:
+        try:
+            fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise ToolError(
+                f"Could not write notebook {path}: cannot create its lock file "
+                f"({exc.strerror or exc}). The file was left unchanged."
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() > deadline:
+                raise ToolError(
+                    f"{path} is being edited by another process (it holds {target}); "
+                    "nothing was changed. Try again."
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+            continue
+        try:
+            current = os.stat(target, follow_symlinks=False)
+        except FileNotFoundError:
+            current = None
+        mine = os.fstat(fd)
+        if current is not None and (current.st_dev, current.st_ino) == (mine.st_dev, mine.st_ino):
+            break
+        os.close(fd)  # the holder before us removed it: lock the new one
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(target)
+        os.close(fd)
 
 
 _LOCKS: dict[str, threading.Lock] = {}

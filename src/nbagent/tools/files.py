@@ -2,31 +2,111 @@
 
 Names and parameters follow the seed's tool list so prompts written for it keep
 working. Failures the model can fix raise `ToolError` with the path as given.
+
+What the tools guarantee, whatever the model asks:
+- every access goes through the workspace's directory descriptors
+  (`Workspace.locate`), so neither a path nor a symlink swapped in meanwhile
+  leads outside the root;
+- secret files (`.env`, keys, credential stores: `DEFAULT_SECRET_FILE_PATTERNS`)
+  are never read, written or deleted; listings may show that they exist;
+- only regular files are opened: a FIFO, socket or device is refused first;
+- output stays within one limit, clipped at whole lines with the exact call
+  that continues where it stopped, and files are streamed, never held whole
+  (bounded memory even for a 500 MB line);
+- a call that blocks (a hung network file system) returns an error after the
+  timeout instead of holding the turn.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextvars
+import errno
+import fnmatch
+import functools
+import json
 import os
 import shutil
 import stat
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from typing import Any, TypeVar
 
 from .base import Tool, ToolError, tool
-from .workspace import Workspace, atomic_write
+from .workspace import Location, NotRegularFileError, Workspace, file_kind, write_atomic_at
+
+DEFAULT_SECRET_FILE_PATTERNS: tuple[str, ...] = (
+    ".env",
+    ".env.*",
+    "*.env",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "*.jks",
+    "*.keystore",
+    "*.ppk",
+    "*.kdbx",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    ".netrc",
+    "_netrc",
+    ".pgpass",
+    ".my.cnf",
+    "credentials*",
+    ".git-credentials",
+    ".npmrc",
+    ".pypirc",
+    ".htpasswd",
+    ".boto",
+    ".s3cfg",
+    "secrets.toml",
+    ".docker/config.json",
+    ".kube/config",
+)
+"""File names the file tools refuse to touch (fnmatch, case-insensitive). A pattern
+with a "/" matches the end of the path inside the workspace, e.g. ".kube/config"."""
+
+DEFAULT_TIMEOUT = 60.0
+MAX_LIST_ENTRIES = 1000
+MAX_EDIT_BYTES = 64 * 1024 * 1024  # replace_string_in_file holds the whole file
 
 _SNIFF_BYTES = 8192  # a NUL byte in this much of the head marks a file as binary
-_CHUNK = 1 << 16
-MAX_LIST_ENTRIES = 1000
+_CHUNK = 1 << 18
+_NOTICE_ROOM = 400  # characters kept free for a clipping notice (plus the path, twice)
+
+T = TypeVar("T")
 
 
-def file_tools(ws: Workspace, *, max_read_chars: int = 100_000) -> list[Tool]:
-    """The seed's file and directory tools, working inside `ws`."""
+def file_tools(
+    ws: Workspace,
+    *,
+    max_output_chars: int = 30_000,
+    secret_file_patterns: Iterable[str] = DEFAULT_SECRET_FILE_PATTERNS,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_read_chars: int | None = None,
+) -> list[Tool]:
+    """The seed's file and directory tools, working inside `ws`.
+
+    Args:
+        ws: the workspace that confines every path.
+        max_output_chars: the most characters a tool answers with, notice included
+            (the session's tool-output limit: nothing clips these answers again).
+        secret_file_patterns: names of files never read, written or deleted.
+        timeout: seconds after which a blocked call answers with an error.
+        max_read_chars: old name of max_output_chars.
+    """
+    limit = max_read_chars if max_read_chars is not None else max_output_chars
+    secrets = SecretFiles(secret_file_patterns)
+    bounded = _time_limit(timeout)
 
     @tool(category="write")
+    @bounded
     def create_file(file_path: str, content: str = "") -> str:
         """Create a text file with the given content, replacing the file if it already exists.
 
@@ -38,48 +118,51 @@ def file_tools(ws: Workspace, *, max_read_chars: int = 100_000) -> list[Tool]:
             file_path: Path of the file, relative to the workspace.
             content: The complete text to write (UTF-8).
         """
-        path = ws.resolve(file_path)
-        if path.is_dir():
-            raise ToolError(f"'{file_path}' is a directory; choose a file path.")
-        existed = path.exists()
-        with _os_errors("write", file_path):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, content)
-        size = len(content.encode("utf-8"))
+        secrets.refuse(file_path, (file_path,), "write")
+        data = content.encode("utf-8")
+        with (
+            _errors(
+                "write", file_path, is_dir=f"'{file_path}' is a directory; choose a file path."
+            ),
+            ws.locate(file_path, create_parents=True) as loc,
+        ):
+            secrets.refuse(file_path, loc.parts, "write")
+            if loc.name == ".":
+                raise IsADirectoryError(errno.EISDIR, "Is a directory")
+            existed = write_atomic_at(loc.dir_fd, loc.name, data)
         verb = "Overwrote" if existed else "Created"
-        return f"{verb} file '{file_path}' ({size} bytes written)."
+        return f"{verb} file '{file_path}' ({len(data)} bytes written)."
 
     @tool(read_only=True)
+    @bounded
     def read_file(file_path: str) -> str:
         """Read a whole text file.
 
         Use it to look at a file before changing it or to answer questions about
-        it. Binary files are refused. Files longer than the read limit are
-        clipped, with a note giving the full size; then use read_file_lines to
-        read the rest.
+        it. Binary files are refused. A file too long for one answer is cut at a
+        whole line, with the exact read_file_lines call that continues from there.
 
         Args:
             file_path: Path of the file, relative to the workspace.
         """
-        path = _existing_file(ws, file_path)
-        with _os_errors("read", file_path):
-            text, clipped, size, lines = _read_text(path, file_path, max_read_chars)
-        if not clipped:
-            return text if text else f"(file '{file_path}' is empty)"
-        shown = text.count("\n")  # complete lines shown; the last one may be cut
-        return (
-            f"{text}\n\n[Clipped: showing the first {max_read_chars:,} characters of "
-            f"'{file_path}', whose full size is {size:,} bytes in {lines:,} lines. "
-            f"Use read_file_lines to read the rest, e.g. from line {shown + 1}.]"
-        )
+        secrets.refuse(file_path, (file_path,), "read")
+        budget = _budget(limit, file_path)
+        with _reading(file_path), ws.open_file(file_path) as (fd, loc):
+            secrets.refuse(file_path, loc.parts, "read")
+            head = _read_head(fd, file_path, budget)
+        if head.complete:
+            return head.text if head.text else f"(file '{file_path}' is empty)"
+        return head.text + _read_file_notice(file_path, head, limit)
 
     @tool(read_only=True)
+    @bounded
     def read_file_lines(file_path: str, start_line: int, end_line: int) -> str:
         """Read a range of lines from a text file, each prefixed with its line number.
 
         Use it for large files, or to look closely at one part of a file (for
         example before replace_string_in_file). Lines are numbered from 1 and both
-        ends of the range are included.
+        ends of the range are included. An answer that would be too long stops at
+        a whole line and says where to continue; a single very long line is cut.
 
         Args:
             file_path: Path of the file, relative to the workspace.
@@ -92,30 +175,32 @@ def file_tools(ws: Workspace, *, max_read_chars: int = 100_000) -> list[Tool]:
             raise ToolError(
                 f"end_line ({end_line}) must not be less than start_line ({start_line})."
             )
-        path = _existing_file(ws, file_path)
-        with _os_errors("read", file_path):
-            _refuse_binary(path, file_path)
-            selected, total, stopped = _read_lines(
-                path, file_path, start_line, end_line, max_read_chars
-            )
-        if start_line > total:
+        secrets.refuse(file_path, (file_path,), "read")
+        budget = _budget(limit, file_path)
+        with _reading(file_path), ws.open_file(file_path) as (fd, loc):
+            secrets.refuse(file_path, loc.parts, "read")
+            got = _read_lines(fd, file_path, start_line, end_line, budget)
+        if start_line > got.total:
             raise ToolError(
                 f"start_line {start_line} is past the end of '{file_path}', "
-                f"which has {total} lines."
+                f"which has {got.total} lines."
             )
-        last = start_line + len(selected) - 1
-        width = len(str(last))
-        body = "\n".join(
-            f"{n:>{width}} | {line}" for n, line in enumerate(selected, start=start_line)
-        )
-        note = f"Lines {start_line}-{last} of {total} in '{file_path}'"
-        if stopped:
-            note += f" (stopped at line {last}: output reached {max_read_chars:,} characters)"
-        elif end_line > total:
-            note += f" (the file ends at line {total})"
-        return f"{note}:\n{body}"
+        last = start_line + len(got.lines) - 1
+        body = "\n".join(f"{n} | {line}" for n, line in enumerate(got.lines, start=start_line))
+        head = f"Lines {start_line}-{last} of {got.total} in '{file_path}'"
+        if got.stopped:
+            end = min(end_line, got.total)
+            return (
+                f"{head}:\n{body}\n[Stopped after line {last} to stay within {limit:,} "
+                f"characters. Continue from line {last + 1} with "
+                f"{_lines_call(file_path, last + 1, end)}.]"
+            )
+        if end_line > got.total:
+            head += f" (the file ends at line {got.total})"
+        return f"{head}:\n{body}"
 
     @tool(category="write")
+    @bounded
     def replace_string_in_file(file_path: str, old_string: str, new_string: str) -> str:
         """Replace one exact occurrence of a string in a text file.
 
@@ -131,14 +216,10 @@ def file_tools(ws: Workspace, *, max_read_chars: int = 100_000) -> list[Tool]:
         """
         if not old_string:
             raise ToolError("old_string must not be empty.")
-        path = _existing_file(ws, file_path)
-        with _os_errors("edit", file_path):
-            _refuse_binary(path, file_path)
-            try:
-                # Decode the bytes ourselves: text mode would turn CRLF into LF.
-                text = path.read_bytes().decode("utf-8")
-            except UnicodeDecodeError:
-                raise _binary_error(file_path) from None
+        secrets.refuse(file_path, (file_path,), "edit")
+        with _reading(file_path, action="edit"), ws.open_file(file_path) as (fd, loc):
+            secrets.refuse(file_path, loc.parts, "edit")
+            text = _read_whole(fd, file_path)
             count = text.count(old_string)
             if count == 0:
                 raise ToolError(
@@ -151,11 +232,13 @@ def file_tools(ws: Workspace, *, max_read_chars: int = 100_000) -> list[Tool]:
                     "surrounding text so that it matches exactly once."
                 )
             at = text.index(old_string)
-            atomic_write(path, text[:at] + new_string + text[at + len(old_string) :])
+            new_text = text[:at] + new_string + text[at + len(old_string) :]
+            write_atomic_at(loc.dir_fd, loc.name, new_text.encode("utf-8"))
         line = text.count("\n", 0, at) + 1
         return f"Replaced 1 occurrence in '{file_path}' at line {line}."
 
     @tool(read_only=True)
+    @bounded
     def list_directory(
         directory_path: str = ".", show_hidden: bool = False, recursive: bool = False
     ) -> str:
@@ -170,24 +253,23 @@ def file_tools(ws: Workspace, *, max_read_chars: int = 100_000) -> list[Tool]:
             show_hidden: Include entries whose names start with '.'.
             recursive: Also list the contents of subdirectories, with paths relative to directory_path.
         """
-        path = ws.resolve(directory_path)
-        if not path.exists():
-            raise ToolError(f"Directory '{directory_path}' does not exist.")
-        if not path.is_dir():
-            raise ToolError(
-                f"'{directory_path}' is a file, not a directory; use get_file_info or read_file."
-            )
-        lines: list[str] = []
-        with _os_errors("list", directory_path):
-            for rel, entry in _walk(path, recursive, show_hidden):
-                if len(lines) == MAX_LIST_ENTRIES:
-                    lines.append(
-                        f"[Listing stopped at {MAX_LIST_ENTRIES} entries; "
-                        "list a subdirectory to see more.]"
-                    )
-                    break
-                lines.append(_describe_entry(rel, entry))
-            hidden = 0 if show_hidden else sum(1 for p in path.iterdir() if p.name.startswith("."))
+        with (
+            _errors(
+                "list",
+                directory_path,
+                missing=f"Directory '{directory_path}' does not exist.",
+                not_dir=f"'{directory_path}' is a file, not a directory; "
+                "use get_file_info or read_file.",
+            ),
+            ws.open_directory(directory_path) as (fd, _),
+        ):
+            lines: list[str] = []
+            _list_into(lines, fd, recursive, show_hidden, "")
+            hidden = 0 if show_hidden else sum(1 for n in os.listdir(fd) if n.startswith("."))
+        if len(lines) > MAX_LIST_ENTRIES:
+            lines[MAX_LIST_ENTRIES:] = [
+                f"[Listing stopped at {MAX_LIST_ENTRIES} entries; list a subdirectory to see more.]"
+            ]
         if hidden:
             lines.append(
                 f"({hidden} hidden entries in '{directory_path}' not shown; "
@@ -198,6 +280,7 @@ def file_tools(ws: Workspace, *, max_read_chars: int = 100_000) -> list[Tool]:
         return f"Contents of '{directory_path}':\n" + "\n".join(lines)
 
     @tool(category="write")
+    @bounded
     def create_directory(directory_path: str) -> str:
         """Create a directory, including any missing parent directories.
 
@@ -207,16 +290,25 @@ def file_tools(ws: Workspace, *, max_read_chars: int = 100_000) -> list[Tool]:
         Args:
             directory_path: Path of the directory, relative to the workspace.
         """
-        path = ws.resolve(directory_path)
-        if path.is_dir():
-            return f"Directory '{directory_path}' already exists."
-        if path.exists():
-            raise ToolError(f"'{directory_path}' exists and is a file, not a directory.")
-        with _os_errors("create", directory_path):
-            path.mkdir(parents=True, exist_ok=True)
+        with (
+            _errors("create", directory_path),
+            ws.locate(directory_path, create_parents=True) as loc,
+        ):
+            if loc.name == ".":
+                return f"Directory '{directory_path}' already exists."
+            try:
+                os.mkdir(loc.name, 0o777, dir_fd=loc.dir_fd)
+            except FileExistsError:
+                st = os.stat(loc.name, dir_fd=loc.dir_fd, follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    return f"Directory '{directory_path}' already exists."
+                raise ToolError(
+                    f"'{directory_path}' exists and is a {_kind_word(st.st_mode)}, not a directory."
+                ) from None
         return f"Created directory '{directory_path}'."
 
     @tool(category="destructive")
+    @bounded
     def delete_file(file_path: str) -> str:
         """Delete one file (or symlink). Directories are refused: use delete_directory.
 
@@ -225,20 +317,27 @@ def file_tools(ws: Workspace, *, max_read_chars: int = 100_000) -> list[Tool]:
         Args:
             file_path: Path of the file, relative to the workspace.
         """
-        path = ws.resolve(file_path)
-        if path.is_symlink():
-            with _os_errors("delete", file_path):
-                path.unlink()
-            return f"Deleted symlink '{file_path}' (its target was left in place)."
-        if not path.exists():
-            raise ToolError(f"File '{file_path}' does not exist.")
-        if path.is_dir():
-            raise ToolError(f"'{file_path}' is a directory; use delete_directory to remove it.")
-        with _os_errors("delete", file_path):
-            path.unlink()
+        secrets.refuse(file_path, (file_path,), "delete")
+        is_dir = f"'{file_path}' is a directory; use delete_directory to remove it."
+        with (
+            _errors("delete", file_path, is_dir=is_dir),
+            ws.locate(file_path, follow_last=False) as loc,
+        ):
+            if loc.name == ".":
+                raise ToolError(is_dir)
+            st = os.stat(loc.name, dir_fd=loc.dir_fd, follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                _check_link_target(ws, file_path)
+                os.unlink(loc.name, dir_fd=loc.dir_fd)
+                return f"Deleted symlink '{file_path}' (its target was left in place)."
+            if stat.S_ISDIR(st.st_mode):
+                raise ToolError(is_dir)
+            # unlink never follows a link and fails on a directory, whatever was swapped in.
+            os.unlink(loc.name, dir_fd=loc.dir_fd)
         return f"Deleted file '{file_path}'."
 
     @tool(category="destructive")
+    @bounded
     def delete_directory(directory_path: str) -> str:
         """Delete a directory and everything inside it.
 
@@ -249,26 +348,32 @@ def file_tools(ws: Workspace, *, max_read_chars: int = 100_000) -> list[Tool]:
         Args:
             directory_path: Path of the directory, relative to the workspace.
         """
-        path = ws.resolve(directory_path)
-        if path == ws.root or ws.root.is_relative_to(path):
-            raise ToolError(
-                f"Refusing to delete '{directory_path}': it is the workspace root "
-                "(or contains it). Delete the entries inside it instead."
-            )
-        if path.is_symlink():
-            with _os_errors("delete", directory_path):
-                path.unlink()
-            return f"Deleted symlink '{directory_path}' (its target was left in place)."
-        if not path.exists():
-            raise ToolError(f"Directory '{directory_path}' does not exist.")
-        if not path.is_dir():
-            raise ToolError(f"'{directory_path}' is a file; use delete_file to remove it.")
-        with _os_errors("delete", directory_path):
-            count = sum(len(dirs) + len(files) for _, dirs, files in os.walk(path))
-            shutil.rmtree(path)
+        with (
+            _errors(
+                "delete", directory_path, missing=f"Directory '{directory_path}' does not exist."
+            ),
+            ws.locate(directory_path, follow_last=False) as loc,
+        ):
+            if ws.contains_root(loc):
+                raise ToolError(
+                    f"Refusing to delete '{directory_path}': it is the workspace root "
+                    "(or contains it). Delete the entries inside it instead."
+                )
+            st = os.stat(loc.name, dir_fd=loc.dir_fd, follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                _check_link_target(ws, directory_path)
+                os.unlink(loc.name, dir_fd=loc.dir_fd)
+                return f"Deleted symlink '{directory_path}' (its target was left in place)."
+            if not stat.S_ISDIR(st.st_mode):
+                raise ToolError(f"'{directory_path}' is a file; use delete_file to remove it.")
+            count = _count_entries(loc)
+            # rmtree(dir_fd=) opens each level with O_NOFOLLOW and checks it is the
+            # directory it stat'ed: a symlink swapped in is refused, not followed.
+            shutil.rmtree(loc.name, dir_fd=loc.dir_fd)
         return f"Deleted directory '{directory_path}' and the {count} entries inside it."
 
     @tool(read_only=True)
+    @bounded
     def get_file_info(file_path: str) -> str:
         """Show facts about a file or directory: type, size, line count, modified time, permissions.
 
@@ -278,26 +383,23 @@ def file_tools(ws: Workspace, *, max_read_chars: int = 100_000) -> list[Tool]:
         Args:
             file_path: Path of the file or directory, relative to the workspace.
         """
-        path = ws.resolve(file_path)
-        if not path.exists() and not path.is_symlink():
-            raise ToolError(f"'{file_path}' does not exist.")
-        info = [f"path: {ws.relative(path)}"]
-        with _os_errors("inspect", file_path):
-            if path.is_symlink():
-                broken = "" if path.exists() else " (broken: the target does not exist)"
-                info.append(f"symlink to: {os.readlink(path)}{broken}")
-            st = path.stat() if path.exists() else path.lstat()
-            if path.is_dir():
-                info.append("type: directory")
-                info.append(f"entries: {sum(1 for _ in path.iterdir())}")
-            elif path.is_file():
-                info.append("type: file")
-                human = f" ({_human_size(st.st_size)})" if st.st_size >= 1024 else ""
-                info.append(f"size: {st.st_size:,} bytes{human}")
-                lines = _count_text_lines(path)
-                info.append(f"lines: {lines:,}" if lines is not None else "content: binary")
-            elif path.exists():
-                info.append("type: other (device, socket or pipe)")
+        with (
+            _errors("inspect", file_path, missing=f"'{file_path}' does not exist."),
+            ws.locate(file_path, follow_last=False) as link,
+        ):
+            st = os.stat(link.name, dir_fd=link.dir_fd, follow_symlinks=False)
+            info = [f"path: {link.display}"]
+            if stat.S_ISLNK(st.st_mode):
+                with ws.locate(file_path) as loc:
+                    try:
+                        st = os.stat(loc.name, dir_fd=loc.dir_fd, follow_symlinks=False)
+                        broken = ""
+                    except FileNotFoundError:
+                        broken = " (broken: the target does not exist)"
+                    info.append(f"symlink to: {os.readlink(link.name, dir_fd=link.dir_fd)}{broken}")
+                    info += _describe(ws, file_path, loc, st, secrets)
+            else:
+                info += _describe(ws, file_path, link, st, secrets)
         modified = datetime.fromtimestamp(st.st_mtime).astimezone().isoformat(timespec="seconds")
         info.append(f"modified: {modified}")
         info.append(f"permissions: {stat.filemode(st.st_mode)} ({stat.S_IMODE(st.st_mode):04o})")
@@ -316,27 +418,137 @@ def file_tools(ws: Workspace, *, max_read_chars: int = 100_000) -> list[Tool]:
     ]
 
 
+# -- secret files -------------------------------------------------------------
+
+
+class SecretFiles:
+    """Which paths the file tools refuse because they hold credentials."""
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self.patterns = tuple(p.lower() for p in patterns)
+
+    def match(self, parts: Iterable[str]) -> str | None:
+        """The pattern that `parts` (a path's components) matches, if any."""
+        names = [p.lower() for part in parts for p in part.split("/") if p not in ("", ".")]
+        if not names:
+            return None
+        for pattern in self.patterns:
+            depth = pattern.count("/") + 1
+            tail = "/".join(names[-depth:])
+            if len(names) >= depth and fnmatch.fnmatchcase(tail, pattern):
+                return pattern
+        return None
+
+    def refuse(self, given: str, parts: Iterable[str], action: str) -> None:
+        pattern = self.match(parts)
+        if pattern is not None:
+            raise ToolError(
+                f"Refusing to {action} '{given}': it looks like a secret file (it matches "
+                f"'{pattern}'), and the file tools never read, write or delete secret files."
+            )
+
+
+# -- time limit ---------------------------------------------------------------
+
+
+def _time_limit(seconds: float) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Run a tool in a daemon thread and give up waiting after `seconds`.
+
+    A read on a hung network file system cannot be interrupted; the thread is
+    left to finish (or not) on its own, and the turn goes on.
+    """
+
+    def decorate(func: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> T:
+            outcome: list[Any] = []
+            done = threading.Event()
+            context = contextvars.copy_context()
+
+            def work() -> None:
+                try:
+                    outcome.append((True, context.run(func, *args, **kwargs)))
+                except BaseException as exc:  # handed to the caller's thread
+                    outcome.append((False, exc))
+                finally:
+                    done.set()
+
+            threading.Thread(target=work, name=f"nbagent-{func.__name__}", daemon=True).start()
+            if not done.wait(seconds):
+                raise ToolError(
+                    f"{func.__name__} did not finish within {seconds:g} seconds (the file "
+                    "system may be hanging); it was abandoned and may still complete later."
+                )
+            ok, value = outcome[0]
+            if not ok:
+                raise value
+            return value  # type: ignore[no-any-return]
+
+        return run
+
+    return decorate
+
+
+# -- errors -------------------------------------------------------------------
+
+
 @contextmanager
-def _os_errors(action: str, given: str) -> Iterator[None]:
+def _errors(
+    action: str,
+    given: str,
+    *,
+    missing: str | None = None,
+    is_dir: str | None = None,
+    not_dir: str | None = None,
+) -> Iterator[None]:
     """Turn OS errors into a short message with the path the model gave."""
     try:
         yield
+    except FileNotFoundError:
+        raise ToolError(missing or f"File '{given}' does not exist.") from None
+    except IsADirectoryError:
+        raise ToolError(is_dir or f"Cannot {action} '{given}': it is a directory.") from None
+    except NotADirectoryError:
+        raise ToolError(not_dir or f"File '{given}' does not exist.") from None
+    except NotRegularFileError as exc:
+        raise ToolError(
+            f"Refusing to {action} '{given}': it is a {exc.kind}, not a regular file; "
+            "the file tools only open regular files."
+        ) from None
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ToolError(f"Cannot {action} '{given}': {reason}.") from None
 
 
-def _existing_file(ws: Workspace, given: str) -> Path:
-    path = ws.resolve(given)
-    if not path.exists():
-        raise ToolError(f"File '{given}' does not exist.")
-    if path.is_dir():
-        raise ToolError(f"'{given}' is a directory; use list_directory to see its contents.")
-    return path
+def _reading(given: str, action: str = "read") -> Any:
+    return _errors(
+        action,
+        given,
+        is_dir=f"'{given}' is a directory; use list_directory to see its contents.",
+    )
 
 
 def _binary_error(given: str) -> ToolError:
     return ToolError(f"'{given}' is a binary file (not UTF-8 text); it cannot be read as text.")
+
+
+def _check_link_target(ws: Workspace, given: str) -> None:
+    """Refuse (as every other tool does) a symlink whose target lies outside."""
+    with ws.locate(given):
+        pass
+
+
+# -- reading ------------------------------------------------------------------
+
+
+def _chunks(fd: int, given: str) -> Iterator[bytes]:
+    """The file in chunks; the first one is checked for binary content."""
+    first = True
+    while chunk := os.read(fd, _CHUNK):
+        if first and _is_binary_head(chunk[:_SNIFF_BYTES]):
+            raise _binary_error(given)
+        first = False
+        yield chunk
 
 
 def _is_binary_head(head: bytes) -> bool:
@@ -350,112 +562,292 @@ def _is_binary_head(head: bytes) -> bool:
     return False
 
 
-def _refuse_binary(path: Path, given: str) -> None:
-    with path.open("rb") as f:
-        if _is_binary_head(f.read(_SNIFF_BYTES)):
-            raise _binary_error(given)
+def _budget(limit: int, given: str) -> int:
+    """Characters of file content an answer may hold, leaving room for the notice."""
+    return max(limit - _NOTICE_ROOM - 2 * len(given), limit // 2, 1)
 
 
-def _read_text(path: Path, given: str, limit: int) -> tuple[str, bool, int, int]:
-    """(text clipped to `limit` chars, clipped?, size in bytes, line count).
+def _lines_call(given: str, start: int, end: int) -> str:
+    return f"read_file_lines(file_path={json.dumps(given)}, start_line={start}, end_line={end})"
 
-    Streams the file so a huge one is never held in memory: decoding stops
-    once `limit` characters are in hand, counting newlines does not.
+
+@dataclass
+class _Head:
+    text: str  # whole lines 1..lines (or the start of line 1 when it alone is too long)
+    complete: bool
+    lines: int  # whole lines in `text`
+    total_lines: int
+    size: int
+
+
+def _read_head(fd: int, given: str, budget: int) -> _Head:
+    """The file if it fits in `budget` characters, else its first whole lines that do.
+
+    Decoding stops once `budget` characters are in hand; counting lines goes on
+    to the end, one chunk at a time.
     """
     decoder = codecs.getincrementaldecoder("utf-8")()
     parts: list[str] = []
     chars = size = newlines = 0
     last = b""
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            if size == 0 and b"\0" in chunk[:_SNIFF_BYTES]:
-                raise _binary_error(given)
-            size += len(chunk)
-            newlines += chunk.count(b"\n")
-            last = chunk[-1:]
-            if chars <= limit:
-                try:
-                    parts.append(decoder.decode(chunk))
-                except UnicodeDecodeError:
-                    raise _binary_error(given) from None
-                chars += len(parts[-1])
-    if chars <= limit:
+    for chunk in _chunks(fd, given):
+        size += len(chunk)
+        newlines += chunk.count(b"\n")
+        last = chunk[-1:]
+        if chars <= budget:
+            try:
+                parts.append(decoder.decode(chunk))
+            except UnicodeDecodeError:
+                raise _binary_error(given) from None
+            chars += len(parts[-1])
+    if chars <= budget:
         try:
             parts.append(decoder.decode(b"", final=True))
         except UnicodeDecodeError:
             raise _binary_error(given) from None
     text = "".join(parts)
-    lines = newlines + (1 if last and last != b"\n" else 0)
-    return text[:limit], len(text) > limit, size, lines
+    total = newlines + (1 if last and last != b"\n" else 0)
+    if len(text) <= budget:
+        return _Head(text, True, total, total, size)
+    cut = text.rfind("\n", 0, budget)
+    if cut < 0:  # line 1 alone is longer than the budget
+        return _Head(text[:budget], False, 0, total, size)
+    shown = text[: cut + 1]
+    return _Head(shown, False, shown.count("\n"), total, size)
 
 
-def _read_lines(
-    path: Path, given: str, start: int, end: int, limit: int
-) -> tuple[list[str], int, bool]:
-    """(lines start..end without line endings, total line count, stopped at `limit` chars?)."""
+def _read_file_notice(given: str, head: _Head, limit: int) -> str:
+    where = f"'{given}' has {head.total_lines:,} lines ({head.size:,} bytes)"
+    if head.lines == 0:
+        first = f"[Clipped: line 1 is longer than {limit:,} characters and this is its start; {where}."
+        if head.total_lines < 2:
+            return f"\n{first}]"
+        end = min(head.total_lines, 1 + 200)
+        return f"\n{first} Continue from line 2 with {_lines_call(given, 2, end)}.]"
+    n = head.lines
+    end = min(head.total_lines, 2 * n)
+    return (
+        f"[Clipped to stay within {limit:,} characters: this shows lines 1-{n}; {where}. "
+        f"Continue from line {n + 1} with {_lines_call(given, n + 1, end)}.]"
+    )
+
+
+@dataclass
+class _Lines:
+    lines: list[str]
+    total: int
+    stopped: bool  # lines in the range were left out to stay within the budget
+
+
+def _read_lines(fd: int, given: str, start: int, end: int, budget: int) -> _Lines:
+    """Lines start..end without line endings, streamed with bounded memory.
+
+    A line that alone exceeds `budget` is cut (saying its full size); the range
+    stops at a whole line when the next would not fit.
+    """
+    stream = _LineStream(fd, given, keep=4 * budget + 4)  # bytes for `budget` characters
+    stream.skip(start - 1)
     selected: list[str] = []
-    chars = 0
+    used = 0
     stopped = False
-    total = 0
-    # newline="" keeps "\r\n" intact so that only the line ending gets stripped.
-    with path.open(encoding="utf-8", newline="") as f:
-        try:
-            for total, line in enumerate(f, start=1):
-                if start <= total <= end and not stopped:
-                    if chars + len(line) > limit and selected:
-                        stopped = True
-                        continue
-                    selected.append(line.rstrip("\r\n"))
-                    chars += len(line)
-        except UnicodeDecodeError:
-            raise _binary_error(given) from None
-    return selected, total, stopped
+    for n in range(start, end + 1):
+        got = stream.next_line()
+        if got is None:
+            break
+        raw, length = got
+        text = _decode_line(raw, cut=length > len(raw), given=given)
+        cost = len(text) + len(str(n)) + 4  # "n | " and the newline
+        if selected and used + cost > budget:
+            stopped = True
+            break
+        if cost > budget:
+            room = max(budget - len(str(n)) - 80, 0)
+            text = text[:room] + f" [... line {n} cut here: it is {length:,} bytes long]"
+            cost = len(text) + len(str(n)) + 4
+        selected.append(text)
+        used += cost
+    return _Lines(selected, stream.total_lines(), stopped)
 
 
-def _count_text_lines(path: Path) -> int | None:
+class _LineStream:
+    """A file's lines, read chunk by chunk, holding at most `keep` bytes of any line."""
+
+    def __init__(self, fd: int, given: str, keep: int) -> None:
+        self._chunks = _chunks(fd, given)
+        self._keep = keep
+        self._buf = b""
+        self._pos = 0
+        self._newlines = 0  # line endings consumed so far
+        self._last = b""  # the file's last byte read so far
+
+    def _fill(self) -> bool:
+        self._buf = next(self._chunks, b"")
+        self._pos = 0
+        if self._buf:
+            self._last = self._buf[-1:]
+        return bool(self._buf)
+
+    def skip(self, lines: int) -> None:
+        """Pass over `lines` lines, counting line endings a chunk at a time."""
+        while lines > 0:
+            if self._pos >= len(self._buf) and not self._fill():
+                return
+            here = self._buf.count(b"\n", self._pos)
+            if here < lines:
+                lines -= here
+                self._newlines += here
+                self._pos = len(self._buf)
+                continue
+            for _ in range(lines):
+                self._pos = self._buf.index(b"\n", self._pos) + 1
+            self._newlines += lines
+            lines = 0
+
+    def next_line(self) -> tuple[bytes, int] | None:
+        """(the line's first `keep` bytes, its full length in bytes), or None at the end."""
+        kept = bytearray()
+        length = 0
+        while True:
+            if self._pos >= len(self._buf) and not self._fill():
+                return (bytes(kept), length) if length else None
+            nl = self._buf.find(b"\n", self._pos)
+            stop = len(self._buf) if nl < 0 else nl + 1
+            if len(kept) < self._keep:
+                kept += self._buf[self._pos : min(stop, self._pos + self._keep - len(kept))]
+            length += stop - self._pos
+            self._pos = stop
+            if nl >= 0:
+                self._newlines += 1
+                return bytes(kept), length
+
+    def total_lines(self) -> int:
+        """Lines in the whole file (reads the rest of it)."""
+        rest = self._buf.count(b"\n", self._pos)
+        while self._fill():
+            rest += self._buf.count(b"\n")
+        unterminated = 1 if self._last and self._last != b"\n" else 0
+        return self._newlines + rest + unterminated
+
+
+def _decode_line(raw: bytes, *, cut: bool, given: str) -> str:
+    try:
+        # A cut line may end inside a character: let the decoder hold it back.
+        text = codecs.getincrementaldecoder("utf-8")().decode(raw, final=not cut)
+    except UnicodeDecodeError:
+        raise _binary_error(given) from None
+    return text if cut else text.rstrip("\r\n")
+
+
+def _read_whole(fd: int, given: str) -> str:
+    size = os.fstat(fd).st_size
+    if size > MAX_EDIT_BYTES:
+        raise ToolError(
+            f"'{given}' is {size:,} bytes, too big to edit in place (the limit is "
+            f"{MAX_EDIT_BYTES:,}); rewrite it with create_file or a shell command."
+        )
+    data = b"".join(_chunks(fd, given))
+    try:
+        # Decode the bytes ourselves: text mode would turn CRLF into LF.
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _binary_error(given) from None
+
+
+def _count_text_lines(fd: int) -> int | None:
     """Line count of a text file, or None if it looks binary."""
     newlines = 0
     last = b""
-    with path.open("rb") as f:
-        first = True
-        while chunk := f.read(_CHUNK):
-            if first and _is_binary_head(chunk[:_SNIFF_BYTES]):
-                return None
-            first = False
-            newlines += chunk.count(b"\n")
-            last = chunk[-1:]
+    first = True
+    while chunk := os.read(fd, _CHUNK):
+        if first and _is_binary_head(chunk[:_SNIFF_BYTES]):
+            return None
+        first = False
+        newlines += chunk.count(b"\n")
+        last = chunk[-1:]
     return newlines + (1 if last and last != b"\n" else 0)
 
 
-def _walk(
-    directory: Path, recursive: bool, show_hidden: bool, prefix: str = ""
-) -> Iterator[tuple[str, os.DirEntry[str]]]:
-    """(path relative to the listed directory, entry) in sorted tree order.
+# -- listing and facts ----------------------------------------------------------
+
+
+def _list_into(
+    out: list[str], dir_fd: int, recursive: bool, show_hidden: bool, prefix: str
+) -> None:
+    """Append entries of `dir_fd` in sorted tree order, stopping past MAX_LIST_ENTRIES.
 
     Hidden directories are not entered unless shown, and symlinks are never
     followed (they could lead outside the workspace or loop).
     """
-    with os.scandir(directory) as it:
+    with os.scandir(dir_fd) as it:
         entries = sorted(it, key=lambda e: e.name)
     for entry in entries:
+        if len(out) > MAX_LIST_ENTRIES:
+            return
         if entry.name.startswith(".") and not show_hidden:
             continue
         rel = prefix + entry.name
-        yield rel, entry
+        out.append(_describe_entry(rel, entry, dir_fd))
         if recursive and entry.is_dir(follow_symlinks=False):
-            yield from _walk(Path(entry.path), recursive, show_hidden, rel + "/")
+            try:
+                sub = os.open(
+                    entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd
+                )
+            except OSError:
+                continue  # replaced or unreadable since it was listed
+            try:
+                _list_into(out, sub, recursive, show_hidden, rel + "/")
+            finally:
+                os.close(sub)
 
 
-def _describe_entry(rel: str, entry: os.DirEntry[str]) -> str:
-    if entry.is_symlink():
-        return f"{rel} -> {os.readlink(entry.path)}"
-    if entry.is_dir():
-        return rel + "/"
+def _describe_entry(rel: str, entry: os.DirEntry[str], dir_fd: int) -> str:
     try:
-        size = entry.stat().st_size
+        if entry.is_symlink():
+            return f"{rel} -> {os.readlink(entry.name, dir_fd=dir_fd)}"
+        if entry.is_dir(follow_symlinks=False):
+            return rel + "/"
+        st = entry.stat(follow_symlinks=False)
     except OSError:
         return rel
-    return f"{rel}  ({_human_size(size)})"
+    if not stat.S_ISREG(st.st_mode):
+        return f"{rel}  [{file_kind(st.st_mode)}]"
+    return f"{rel}  ({_human_size(st.st_size)})"
+
+
+def _describe(
+    ws: Workspace, given: str, loc: Location, st: os.stat_result, secrets: SecretFiles
+) -> list[str]:
+    mode = st.st_mode
+    if stat.S_ISDIR(mode):
+        fd = os.open(loc.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=loc.dir_fd)
+        try:
+            return ["type: directory", f"entries: {len(os.listdir(fd))}"]
+        finally:
+            os.close(fd)
+    if not stat.S_ISREG(mode):
+        return [f"type: {file_kind(mode)}"]
+    info = ["type: file"]
+    human = f" ({_human_size(st.st_size)})" if st.st_size >= 1024 else ""
+    info.append(f"size: {st.st_size:,} bytes{human}")
+    if secrets.match(loc.parts) or secrets.match((given,)):
+        info.append("lines: not counted (a secret file: the file tools do not read it)")
+        return info
+    with ws.open_file(given) as (fd, _):
+        lines = _count_text_lines(fd)
+    info.append(f"lines: {lines:,}" if lines is not None else "content: binary")
+    return info
+
+
+def _count_entries(loc: Location) -> int:
+    fd = os.open(loc.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=loc.dir_fd)
+    try:
+        return sum(len(d) + len(f) for _, d, f, _ in os.fwalk(".", dir_fd=fd))
+    finally:
+        os.close(fd)
+
+
+def _kind_word(mode: int) -> str:
+    return "file" if stat.S_ISREG(mode) else file_kind(mode)
 
 
 def _human_size(n: int) -> str:
