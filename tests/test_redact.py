@@ -260,18 +260,20 @@ def test_environment_name_wins_over_dotenv_and_declared():
     assert found == {"same-value-123": "A_TOKEN"}
 
 
-def test_redact_obj_leaves_image_data_alone():
+def test_redact_obj_leaves_image_data_and_thinking_alone():
     redactor = make_redactor()
     token = SECRETS["GITHUB_TOKEN"]
     blocks = [
         {"type": "text", "text": f"found {token}"},
         {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": token}},
         {"type": "other", "nested": [token, 3, {"deep": token}]},
+        {"type": "thinking", "thinking": f"saw {token}", "signature": "sig"},
     ]
     out = redactor.redact_obj(blocks)
     assert out[0]["text"] == "found [redacted:GITHUB_TOKEN]"
     assert out[1]["source"]["data"] == token
     assert out[2]["nested"] == ["[redacted:GITHUB_TOKEN]", 3, {"deep": "[redacted:GITHUB_TOKEN]"}]
+    assert out[3] == blocks[3], "a thinking block keeps the text its signature covers"
 
 
 def test_redact_clipped_hides_a_secret_cut_by_a_clip():

@@ -46,6 +46,8 @@ MIN_SECRET_LENGTH = 8
 MIN_PARTIAL = 4  # a piece of a secret left at a clip is hidden from this length on
 DECLARED_NAME = "declared"
 
+_BINARY_BLOCKS = frozenset({"image", "document"})
+_SIGNED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
 _SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE")
 _BOOLEANS = frozenset({"true", "false", "yes", "no", "on", "off"})
 _PATH_PREFIXES = ("/", "~", "./", "../", ".\\", "..\\")
@@ -239,8 +241,12 @@ class Redactor:
         return self.pattern.sub(self._replace, text)
 
     def redact_obj(self, obj: Any) -> Any:
-        """Strings inside lists, tuples and dicts (content blocks); image and
-        document data are left alone, as are dict keys and non-strings."""
+        """Strings inside lists, tuples and dicts (content blocks, messages).
+
+        Left alone: image and document data, thinking blocks (the API checks
+        their signature, so a changed one would break the history), dict keys
+        and non-strings.
+        """
         if self.pattern is None:
             return obj
         if isinstance(obj, str):
@@ -250,7 +256,10 @@ class Redactor:
         if isinstance(obj, tuple):
             return tuple(self.redact_obj(x) for x in obj)
         if isinstance(obj, dict):
-            binary = obj.get("type") in ("image", "document")
+            kind = obj.get("type")
+            if kind in _SIGNED_BLOCKS:
+                return obj
+            binary = kind in _BINARY_BLOCKS
             return {
                 k: v if binary and k == "source" else self.redact_obj(v) for k, v in obj.items()
             }
@@ -405,19 +414,27 @@ def _read_dotenv(paths: Iterable[Path]) -> dict[str, str | None]:
     return values
 
 
+def _environ_fingerprint() -> int:
+    # os.environ's raw store hashes in a sixth of the time of its decoded items,
+    # and this runs for every tool call and log record.
+    raw = getattr(os.environ, "_data", None)
+    items = raw.items() if isinstance(raw, dict) else os.environ.items()
+    return hash(tuple(items))
+
+
 def current_redactor() -> Redactor:
     """The redactor for the process's current secrets, rebuilt when the
     environment, a `.env` file or the declared values change (a cheap check)."""
     global _cached
     files = _dotenv_files()
-    environ = dict(os.environ)
-    key = (hash(tuple(environ.items())), tuple(map(_stat_key, files)), _declared)
+    key = (_environ_fingerprint(), tuple(map(_stat_key, files)), _declared)
     cached = _cached
     if cached is not None and cached[0] == key:
         return cached[1]
     with _lock:
         if _cached is not None and _cached[0] == key:
             return _cached[1]
+        environ = dict(os.environ)
         dotenv = _read_dotenv(files)
         redactor = Redactor(
             secret_values(environ, dotenv, _declared),
