@@ -74,7 +74,7 @@ def test_clip_cuts_with_an_ellipsis_within_the_width():
 
 def test_tool_arguments_on_one_line():
     args = {"path": "a.txt", "content": "line 1\nline 2", "n": 3, "opts": {"x": [1, 2]}}
-    assert format_args(args) == 'path=a.txt, content=line 1⏎line 2, n=3, opts={"x": [1, 2]}'
+    assert format_args(args) == 'path=a.txt content=line 1⏎line 2 n=3 opts={"x": [1, 2]}'
     assert format_args({"code": "y" * 100}, limit=20) == "code=" + "y" * 19 + "…"
     assert format_args({}) == ""
 

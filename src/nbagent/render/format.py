@@ -48,13 +48,14 @@ def clip(text: str, width: int) -> str:
 
 
 def format_args(args: dict[str, Any], limit: int = 60) -> str:
-    """A tool call's arguments on one line: `key=value, ...`, each value clipped to
-    `limit` characters (strings as they are, other values as JSON, newlines as ⏎)."""
+    """A tool call's arguments on one line, `key=value key=value`, as the tool log
+    lines have them: strings as they are, other values as JSON (what the model
+    sent), newlines as ⏎, each value clipped to `limit` characters."""
     parts = []
     for key, value in args.items():
         text = value if isinstance(value, str) else _json(value)
         parts.append(f"{key}={clip(text.replace(chr(10), '⏎'), limit)}")
-    return ", ".join(parts)
+    return " ".join(parts)
 
 
 def human_size(n: int | None) -> str:
