@@ -30,7 +30,11 @@ import {
   EVENTS_TARGET,
   HelloMsg,
   parseKernelMsg,
+  pathChangedMsg,
   PROTOCOL_VERSION,
+  registerMsg,
+  replyError,
+  replyOk,
   RequestMsg,
   StateMsg
 } from './protocol';
@@ -40,8 +44,13 @@ import {
  * - `unsupported`: the kernel is not a Python kernel.
  * - `waiting`: a kernel, but nbagent has not said hello (not loaded yet).
  * - `connected`: hello received and the control comm is open.
+ * - `incompatible`: nbagent in the kernel speaks another protocol version
+ *   (`incompatibility` says which).
  */
-export type BridgeStatus = 'no-kernel' | 'unsupported' | 'waiting' | 'connected';
+export type BridgeStatus = 'no-kernel' | 'unsupported' | 'waiting' | 'connected' | 'incompatible';
+
+/** The kernel's hello had another protocol version than this frontend's. */
+export type Incompatibility = { kernelVersion: unknown; nbagent: string; pageVersion: number };
 
 /** Python that re-sends hello if nbagent is already loaded, and does nothing otherwise. */
 const ANNOUNCE_CODE =
@@ -87,6 +96,10 @@ export class NotebookBridge implements IDisposable {
   }
   get statusChanged(): ISignal<this, BridgeStatus> {
     return this._statusChanged;
+  }
+  /** Set while the status is `incompatible`. */
+  get incompatibility(): Incompatibility | null {
+    return this._status === 'incompatible' ? this._incompatibility : null;
   }
   /** `agent_event` messages, from `%%agent` cells and the sidebar alike. */
   get agentEvent(): ISignal<this, AgentEventMsg> {
@@ -256,10 +269,24 @@ export class NotebookBridge implements IDisposable {
   }
 
   private _onData(kernel: Kernel.IKernelConnection, data: unknown): void {
-    const msg = parseKernelMsg(data);
-    if (!msg) {
+    const parsed = parseKernelMsg(data);
+    if (parsed.kind === 'incompatible') {
+      // Say so instead of waiting forever for a hello this page can read.
+      this._control?.close();
+      this._control = null;
+      this._incompatibility = {
+        kernelVersion: parsed.version,
+        nbagent: parsed.nbagent,
+        pageVersion: PROTOCOL_VERSION
+      };
+      console.warn('nbagent: the kernel speaks another protocol version', this._incompatibility);
+      this._setStatus('incompatible');
       return;
     }
+    if (parsed.kind !== 'message') {
+      return;
+    }
+    const msg = parsed.msg;
     switch (msg.type) {
       case 'hello':
         this._handshake = this._handshake
@@ -292,13 +319,7 @@ export class NotebookBridge implements IDisposable {
     this._control?.close();
     const control = new ControlChannel(kernel, subshellId);
     this._control = control;
-    control.open({
-      v: PROTOCOL_VERSION,
-      type: 'register',
-      client_id: this.clientId,
-      path: this.path,
-      subshell_id: subshellId
-    });
+    control.open(registerMsg(this.clientId, this.path, subshellId));
     this._setStatus('connected');
   }
 
@@ -323,12 +344,7 @@ export class NotebookBridge implements IDisposable {
   }
 
   private _onPathChanged(): void {
-    this.sendControl({
-      v: PROTOCOL_VERSION,
-      type: 'path_changed',
-      client_id: this.clientId,
-      path: this.path
-    });
+    this.sendControl(pathChangedMsg(this.clientId, this.path));
   }
 
   /* ------------------------------ requests ------------------------------ */
@@ -339,26 +355,12 @@ export class NotebookBridge implements IDisposable {
       await this.context.ready;
       const model = this.context.model;
       const result = await applyOp(model.sharedModel, this.path, req.op, req.args);
-      reply = { v: PROTOCOL_VERSION, type: 'reply', id: req.id, ok: true, result: result ?? {} };
+      reply = replyOk(req.id, result);
     } catch (err) {
       reply =
         err instanceof OpError
-          ? {
-              v: PROTOCOL_VERSION,
-              type: 'reply',
-              id: req.id,
-              ok: false,
-              error: err.code,
-              message: err.message
-            }
-          : {
-              v: PROTOCOL_VERSION,
-              type: 'reply',
-              id: req.id,
-              ok: false,
-              error: 'internal',
-              message: String(err)
-            };
+          ? replyError(req.id, err.code, err.message)
+          : replyError(req.id, 'internal', String(err));
     }
     if (!this.sendControl(reply)) {
       console.warn(`nbagent: no control comm to answer request ${req.id}`);
@@ -418,6 +420,7 @@ export class NotebookBridge implements IDisposable {
   private _eventsCommId: string | null = null;
   private _subshell: Promise<string | null> | null = null;
   private _handshake: Promise<void> = Promise.resolve();
+  private _incompatibility: Incompatibility | null = null;
   private _disposed = new Signal<this, void>(this);
   private _statusChanged = new Signal<this, BridgeStatus>(this);
   private _agentEvent = new Signal<this, AgentEventMsg>(this);

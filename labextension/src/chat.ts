@@ -10,11 +10,11 @@ import {
   AgentEvent,
   AgentEventMsg,
   ApprovalRequestEvent,
+  approvalMsg,
   Decision,
-  PROTOCOL_VERSION,
   StateMsg,
-  TurnSource,
-  UsageTotals
+  stopMsg,
+  TurnSource
 } from './protocol';
 import {
   el,
@@ -27,55 +27,39 @@ import {
   ThinkingBlock,
   ToolLine
 } from './render';
+import { addUsage, formatUsage, inputTokens, UsageNumbers, zeroUsage } from './usage';
 
 /** How long Stop waits for `turn_end` before interrupting the kernel. */
 export const STOP_GRACE_MS = 2000;
-
-type Totals = {
-  input_tokens: number;
-  output_tokens: number;
-  cache_creation_input_tokens: number;
-  cache_read_input_tokens: number;
-  cost_usd: number;
-};
-
-function zeroTotals(): Totals {
-  return {
-    input_tokens: 0,
-    output_tokens: 0,
-    cache_creation_input_tokens: 0,
-    cache_read_input_tokens: 0,
-    cost_usd: 0
-  };
-}
-
-function addUsage(totals: Totals, usage: UsageTotals): void {
-  totals.input_tokens += usage.input_tokens ?? 0;
-  totals.output_tokens += usage.output_tokens ?? 0;
-  totals.cache_creation_input_tokens += usage.cache_creation_input_tokens ?? 0;
-  totals.cache_read_input_tokens += usage.cache_read_input_tokens ?? 0;
-  totals.cost_usd += usage.cost_usd ?? 0;
-}
-
-const nf = new Intl.NumberFormat();
-
-export function formatUsage(t: Totals): string {
-  const cached = t.cache_read_input_tokens + t.cache_creation_input_tokens;
-  const parts = [`${nf.format(t.input_tokens)} in`, `${nf.format(t.output_tokens)} out`];
-  if (cached) {
-    parts.push(
-      `${nf.format(t.cache_read_input_tokens)} cache read / ${nf.format(t.cache_creation_input_tokens)} written`
-    );
-  }
-  parts.push(`$${t.cost_usd.toFixed(4)}`);
-  return parts.join(' · ');
-}
 
 const STATUS_TEXT: Record<BridgeStatus, string> = {
   'no-kernel': 'No kernel',
   unsupported: 'nbagent needs a Python kernel',
   waiting: 'nbagent loads with your first message',
-  connected: 'Connected'
+  connected: 'Connected',
+  incompatible: 'nbagent in the kernel is another version'
+};
+
+/** The status line, with what to do about a version mismatch. */
+function statusText(bridge: NotebookBridge): string {
+  const mismatch = bridge.incompatibility;
+  if (!mismatch) {
+    return STATUS_TEXT[bridge.status];
+  }
+  const kernel = mismatch.kernelVersion;
+  const older = typeof kernel === 'number' && kernel < mismatch.pageVersion;
+  return (
+    `nbagent ${mismatch.nbagent} in the kernel speaks protocol v${String(kernel)}, ` +
+    `this page v${mismatch.pageVersion}: ` +
+    (older ? 'restart the kernel to load the installed nbagent.' : 'reload the page.')
+  );
+}
+
+/** Where a turn came from, shown above its prompt (the sidebar's own need no label). */
+const SOURCE_LABEL: Record<TurnSource, string> = {
+  cell: '%%agent',
+  panel: 'chat panel',
+  sidebar: ''
 };
 
 /** One turn: the prompt, then the assistant's text, thinking, tools and notices. */
@@ -100,8 +84,9 @@ class TurnView {
       return;
     }
     this._prompt = el('div', 'jp-nbagent-message-user');
-    if (this.source === 'cell') {
-      this._prompt.appendChild(el('span', 'jp-nbagent-source', '%%agent'));
+    const label = SOURCE_LABEL[this.source] ?? this.source;
+    if (label) {
+      this._prompt.appendChild(el('span', 'jp-nbagent-source', label));
     }
     this._prompt.appendChild(el('div', 'jp-nbagent-prompt', prompt));
     this.node.prepend(this._prompt);
@@ -146,7 +131,7 @@ class TurnView {
         this._add(noticeLine(event.text, event.level));
         break;
       case 'usage':
-        addUsage(this._usage, event);
+        this._usage = addUsage(this._usage, event);
         break;
       case 'error':
         this.addError(event.message);
@@ -182,7 +167,7 @@ class TurnView {
     if (message && !this._errors.has(message.trim())) {
       parts.push(message);
     }
-    if (this._usage.input_tokens || this._usage.output_tokens) {
+    if (inputTokens(this._usage) || this._usage.output_tokens) {
       parts.push(formatUsage(this._usage));
     }
     if (parts.length) {
@@ -274,7 +259,7 @@ class TurnView {
   private _text: MarkdownBlock | null = null;
   private _tools = new Map<string, ToolLine>();
   private _approvals = new Map<string, HTMLElement>();
-  private _usage = zeroTotals();
+  private _usage: UsageNumbers = zeroUsage();
   private _errors = new Set<string>();
 }
 
@@ -322,8 +307,8 @@ export class ChatView extends Widget {
       return;
     }
     const status = this.bridge.status;
-    if (status === 'no-kernel' || status === 'unsupported') {
-      this._log.appendChild(noticeLine(STATUS_TEXT[status], 'warning'));
+    if (status === 'no-kernel' || status === 'unsupported' || status === 'incompatible') {
+      this._log.appendChild(noticeLine(statusText(this.bridge), 'warning'));
       return;
     }
     this._input.value = '';
@@ -359,7 +344,7 @@ export class ChatView extends Widget {
    * user's own cell must not cost them that cell.
    */
   stop(): void {
-    const sent = this.bridge.sendControl({ v: PROTOCOL_VERSION, type: 'stop' });
+    const sent = this.bridge.sendControl(stopMsg());
     window.clearTimeout(this._stopTimer);
     const turnRunning = () => this._running.size > 0 || this._executing;
     if (!sent) {
@@ -409,7 +394,7 @@ export class ChatView extends Widget {
 
   private _newTurn(source: TurnSource, turnId: string | null): TurnView {
     const turn = new TurnView(source, turnId, this._render, (callId, decision) =>
-      this.bridge.sendControl({ v: PROTOCOL_VERSION, type: 'approval', call_id: callId, decision })
+      this.bridge.sendControl(approvalMsg(callId, decision))
     );
     if (turnId) {
       this._turns.set(turnId, turn);
@@ -434,7 +419,7 @@ export class ChatView extends Widget {
     if (event.type === 'turn_start') {
       this._running.add(msg.turn_id);
     } else if (event.type === 'usage') {
-      addUsage(this._totals, event);
+      this._totals = addUsage(this._totals, event);
       this._usageNode.textContent = formatUsage(this._totals);
     }
     if (event.type === 'turn_end') {
@@ -460,8 +445,8 @@ export class ChatView extends Widget {
 
   private _onState(_sender: NotebookBridge, msg: StateMsg): void {
     if (msg.usage) {
-      this._totals = zeroTotals();
-      addUsage(this._totals, msg.usage);
+      // The kernel's session totals replace the sum of the events seen here.
+      this._totals = addUsage(zeroUsage(), msg.usage);
       this._usageNode.textContent = formatUsage(this._totals);
     }
     if (!msg.busy) {
@@ -475,7 +460,7 @@ export class ChatView extends Widget {
   }
 
   private _onStatus(_sender: NotebookBridge, status: BridgeStatus): void {
-    this._status.textContent = STATUS_TEXT[status];
+    this._status.textContent = statusText(this.bridge);
     this._status.dataset.status = status;
     if (status !== 'connected' && this._running.size > 0) {
       // The kernel restarted or unloaded nbagent mid-turn.
@@ -523,5 +508,5 @@ export class ChatView extends Widget {
   private _sending = false;
   private _executing = false;
   private _stopTimer = 0;
-  private _totals = zeroTotals();
+  private _totals: UsageNumbers = zeroUsage();
 }

@@ -9,6 +9,7 @@
 import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
+import type { TurnBlock } from './protocol';
 import {
   el,
   errorLine,
@@ -23,18 +24,10 @@ import {
 
 export const MIME_TYPE = 'application/vnd.nbagent.turn+json';
 
-export type TurnBlock = {
-  kind: 'thinking' | 'text' | 'tool' | 'notice' | 'error' | string;
-  text?: string;
-  name?: string;
-  summary?: string;
-  is_error?: boolean;
-  /** Optional: a tool still running while the output streams. */
-  running?: boolean;
-  images?: ImageData[];
-};
-
+/** A turn as rendered: the schema's TurnOutput (protocol.schema.json), read leniently. */
 export type TurnData = { v: number; blocks: TurnBlock[]; footer?: string };
+
+const KINDS = new Set<string>(['thinking', 'text', 'tool', 'notice', 'error']);
 
 function str(value: unknown): string {
   return typeof value === 'string' ? value : '';
@@ -60,7 +53,8 @@ export function parseTurn(data: unknown): TurnData {
           )
         : [];
       blocks.push({
-        kind: str(b.kind) || 'text',
+        // An unknown kind (a newer kernel's) is shown as text.
+        kind: KINDS.has(str(b.kind)) ? (b.kind as TurnBlock['kind']) : 'text',
         text: str(b.text),
         name: str(b.name),
         summary: str(b.summary),

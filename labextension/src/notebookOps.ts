@@ -11,7 +11,15 @@
 import type { ISharedCell, ISharedCodeCell, ISharedNotebook } from '@jupyter/ydoc';
 import type * as nbformat from '@jupyterlab/nbformat';
 
-import type { ErrorCode } from './protocol';
+import type {
+  CellType,
+  EmptyResult,
+  ErrorCode,
+  InsertCellResult,
+  NbOutput,
+  ReadNotebookResult,
+  ReplyResult
+} from './protocol';
 import { sha256Hex } from './sha256';
 
 export class OpError extends Error {
@@ -22,17 +30,6 @@ export class OpError extends Error {
     super(message);
   }
 }
-
-export type CellSnapshot = {
-  id: string;
-  cell_type: string;
-  source: string;
-  execution_count: number | null;
-  outputs: nbformat.IOutput[];
-  metadata: { [key: string]: unknown };
-};
-
-export type ReadResult = { path: string; cells: CellSnapshot[] };
 
 const CELL_TYPES = new Set(['code', 'markdown', 'raw']);
 const HASH_RE = /^[0-9a-f]{64}$/;
@@ -92,15 +89,16 @@ async function withCheckedCell(
   throw new OpError('conflict', `cell ${cellId} is being edited; read it again`);
 }
 
-export function readNotebook(nb: ISharedNotebook, path: string): ReadResult {
+export function readNotebook(nb: ISharedNotebook, path: string): ReadNotebookResult {
   return {
     path,
     cells: nb.cells.map(cell => ({
       id: cell.id,
-      cell_type: cell.cell_type,
+      cell_type: cell.cell_type as CellType,
       source: cell.getSource(),
       execution_count: isCode(cell) ? cell.execution_count : null,
-      outputs: isCode(cell) ? cell.getOutputs() : [],
+      // Stored outputs are of the four nbformat kinds the protocol names.
+      outputs: isCode(cell) ? (cell.getOutputs() as NbOutput[]) : [],
       metadata: { ...cell.getMetadata() }
     }))
   };
@@ -109,7 +107,7 @@ export function readNotebook(nb: ISharedNotebook, path: string): ReadResult {
 export function insertCell(
   nb: ISharedNotebook,
   args: { [key: string]: unknown }
-): { cell_id: string; index: number } {
+): InsertCellResult {
   const source = str(args, 'source');
   const cellType =
     args.cell_type === undefined || args.cell_type === null ? 'code' : str(args, 'cell_type');
@@ -134,7 +132,7 @@ export function insertCell(
 export async function editCell(
   nb: ISharedNotebook,
   args: { [key: string]: unknown }
-): Promise<Record<string, never>> {
+): Promise<EmptyResult> {
   const source = str(args, 'source');
   await withCheckedCell(nb, args, cell => {
     nb.transact(() => cell.setSource(source));
@@ -145,7 +143,7 @@ export async function editCell(
 export async function deleteCell(
   nb: ISharedNotebook,
   args: { [key: string]: unknown }
-): Promise<Record<string, never>> {
+): Promise<EmptyResult> {
   await withCheckedCell(nb, args, (_cell, index) => {
     nb.transact(() => nb.deleteCell(index));
   });
@@ -160,10 +158,7 @@ function isOutput(value: unknown): value is nbformat.IOutput {
   );
 }
 
-export function setOutputs(
-  nb: ISharedNotebook,
-  args: { [key: string]: unknown }
-): Record<string, never> {
+export function setOutputs(nb: ISharedNotebook, args: { [key: string]: unknown }): EmptyResult {
   const { cell } = findCell(nb, str(args, 'cell_id'));
   if (!isCode(cell)) {
     throw new OpError(
@@ -194,7 +189,7 @@ export async function applyOp(
   path: string,
   op: string,
   args: { [key: string]: unknown }
-): Promise<unknown> {
+): Promise<ReplyResult> {
   switch (op) {
     case 'read_notebook':
       return readNotebook(nb, path);

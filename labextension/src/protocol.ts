@@ -1,180 +1,130 @@
 /**
- * Types of the nbagent kernel <-> frontend protocol, version 1 (docs/protocol.md).
+ * The nbagent kernel <-> frontend protocol (docs/protocol.md).
+ *
+ * The message types come from the one definition of the protocol,
+ * src/nbagent/transport/protocol.schema.json, through the generated protocolTypes.ts;
+ * this module adds the constants, the builders of the messages this frontend sends,
+ * and the check of what the kernel sends. It has no runtime imports, so the contract
+ * test runs it in plain Node and validates the builders' output against the schema.
  *
  * The kernel opens the events comm (`nbagent.events`) and only sends on it; the
  * frontend opens the control comm (`nbagent.control`) on its own subshell and only
- * sends on it. Every message carries `"v": 1` and a `"type"`.
+ * sends on it. Every message carries `v` (PROTOCOL_VERSION) and a `type`.
  */
 
-export const PROTOCOL_VERSION = 1;
-export const EVENTS_TARGET = 'nbagent.events';
-export const CONTROL_TARGET = 'nbagent.control';
+import type {
+  ApprovalMsg,
+  ControlTarget,
+  Decision,
+  ErrorCode,
+  EventsTarget,
+  HelloMsg,
+  KernelMsg,
+  PathChangedMsg,
+  RegisterMsg,
+  ReplyError,
+  ReplyOk,
+  ReplyResult,
+  StopMsg,
+  Version
+} from './protocolTypes';
 
-/* ----------------------------- loop events ----------------------------- */
+export type * from './protocolTypes';
 
-export type ToolCall = { id: string; name: string; input: { [key: string]: unknown } };
-
-/** A Messages API content block inside a tool result (text and image blocks). */
-export type ContentBlock = {
-  type: string;
-  text?: string;
-  source?: { type: string; media_type?: string; data?: string };
-};
-
-export type ToolOutput = {
-  content: string | ContentBlock[];
-  is_error: boolean;
-  summary: string;
-};
-
-export type TurnStartEvent = { type: 'turn_start'; prompt: string };
-export type TextDeltaEvent = { type: 'text_delta'; text: string };
-export type ThinkingDeltaEvent = { type: 'thinking_delta'; text: string };
-export type ToolCallStartEvent = { type: 'tool_call_start'; id: string; name: string };
-export type ToolInputDeltaEvent = { type: 'tool_input_delta'; id: string; partial_json: string };
-export type ToolCallEvent = { type: 'tool_call'; call: ToolCall };
-export type ToolResultEvent = {
-  type: 'tool_result';
-  call: ToolCall;
-  output: ToolOutput;
-  elapsed: number;
-};
-export type ApprovalRequestEvent = { type: 'approval_request'; call: ToolCall; category: string };
-export type NoticeEvent = {
-  type: 'notice';
-  text: string;
-  level: 'info' | 'warning';
-  attachments: string[];
-};
-export type UsageEvent = {
-  type: 'usage';
-  input_tokens: number;
-  output_tokens: number;
-  cache_creation_input_tokens: number;
-  cache_read_input_tokens: number;
-  cost_usd: number;
-  model: string;
-};
-export type ErrorEvent = { type: 'error'; message: string };
-export type TurnEndEvent = { type: 'turn_end'; stop_reason: string; message: string };
-
-export type AgentEvent =
-  | TurnStartEvent
-  | TextDeltaEvent
-  | ThinkingDeltaEvent
-  | ToolCallStartEvent
-  | ToolInputDeltaEvent
-  | ToolCallEvent
-  | ToolResultEvent
-  | ApprovalRequestEvent
-  | NoticeEvent
-  | UsageEvent
-  | ErrorEvent
-  | TurnEndEvent;
-
-export type TurnSource = 'cell' | 'sidebar';
-
-/* -------------------------- kernel -> frontend -------------------------- */
-
-export type HelloMsg = { v: number; type: 'hello'; kernel_id?: string; nbagent?: string };
-
-export type AgentEventMsg = {
-  v: number;
-  type: 'agent_event';
-  turn_id: string;
-  source: TurnSource;
-  event: AgentEvent;
-};
-
-export type UsageTotals = Partial<Omit<UsageEvent, 'type'>>;
-
-export type StateMsg = { v: number; type: 'state'; busy: boolean; usage?: UsageTotals };
-
-export type ReadNotebookArgs = Record<string, never>;
-export type InsertCellArgs = {
-  source: string;
-  cell_type?: string;
-  after_cell_id: string | null;
-};
-export type EditCellArgs = { cell_id: string; source: string; expected_hash: string };
-export type DeleteCellArgs = { cell_id: string; expected_hash: string };
-export type SetOutputsArgs = {
-  cell_id: string;
-  outputs: unknown[];
-  execution_count?: number | null;
-};
-
-export type RequestOp =
-  'read_notebook' | 'insert_cell' | 'edit_cell' | 'delete_cell' | 'set_outputs';
-
-export type RequestMsg = {
-  v: number;
-  type: 'request';
-  id: string;
-  client_id: string;
-  op: RequestOp | string;
-  args: { [key: string]: unknown };
-};
-
-export type KernelMsg = HelloMsg | AgentEventMsg | StateMsg | RequestMsg;
+/** Typed as the schema's constants: tsc fails here if the schema changes them. */
+export const PROTOCOL_VERSION: Version = 2;
+export const EVENTS_TARGET: EventsTarget = 'nbagent.events';
+export const CONTROL_TARGET: ControlTarget = 'nbagent.control';
 
 /* -------------------------- frontend -> kernel -------------------------- */
 
-export type RegisterMsg = {
-  v: number;
-  type: 'register';
-  client_id: string;
-  path: string;
-  subshell_id: string | null;
-};
-export type PathChangedMsg = { v: number; type: 'path_changed'; client_id: string; path: string };
-export type ReplyOk = { v: number; type: 'reply'; id: string; ok: true; result: unknown };
-export type ErrorCode = 'conflict' | 'not_found' | 'bad_request' | 'unknown_op' | 'internal';
-export type ReplyError = {
-  v: number;
-  type: 'reply';
-  id: string;
-  ok: false;
-  error: ErrorCode;
-  message: string;
-};
-export type Decision = 'allow' | 'always' | 'deny';
-export type ApprovalMsg = { v: number; type: 'approval'; call_id: string; decision: Decision };
-export type StopMsg = { v: number; type: 'stop' };
+export function registerMsg(
+  clientId: string,
+  path: string,
+  subshellId: string | null
+): RegisterMsg {
+  return {
+    v: PROTOCOL_VERSION,
+    type: 'register',
+    client_id: clientId,
+    path,
+    subshell_id: subshellId
+  };
+}
 
-export type ControlMsg =
-  RegisterMsg | PathChangedMsg | ReplyOk | ReplyError | ApprovalMsg | StopMsg;
+export function pathChangedMsg(clientId: string, path: string): PathChangedMsg {
+  return { v: PROTOCOL_VERSION, type: 'path_changed', client_id: clientId, path };
+}
 
-/* ------------------------------ validation ------------------------------ */
+export function replyOk(id: string, result: ReplyResult): ReplyOk {
+  return { v: PROTOCOL_VERSION, type: 'reply', id, ok: true, result };
+}
+
+export function replyError(id: string, error: ErrorCode, message: string): ReplyError {
+  return { v: PROTOCOL_VERSION, type: 'reply', id, ok: false, error, message };
+}
+
+export function approvalMsg(callId: string, decision: Decision): ApprovalMsg {
+  return { v: PROTOCOL_VERSION, type: 'approval', call_id: callId, decision };
+}
+
+export function stopMsg(): StopMsg {
+  return { v: PROTOCOL_VERSION, type: 'stop' };
+}
+
+/* -------------------------- kernel -> frontend -------------------------- */
 
 function isObject(value: unknown): value is { [key: string]: unknown } {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** What the frontend makes of the data of an events-comm message. */
+export type KernelData =
+  | { kind: 'message'; msg: KernelMsg }
+  /** A hello of another protocol version: nbagent in the kernel is older or newer. */
+  | { kind: 'incompatible'; version: unknown; nbagent: string }
+  | { kind: 'ignored' };
+
 /**
- * Narrow comm data to a kernel message, or null for anything this frontend does not
- * understand (another protocol version, an unknown type).
+ * Narrow comm data to a kernel message. Only the envelope is checked (the kernel's
+ * side is validated against the schema by its tests); unknown types are ignored.
  */
-export function parseKernelMsg(data: unknown): KernelMsg | null {
-  if (!isObject(data) || data.v !== PROTOCOL_VERSION || typeof data.type !== 'string') {
-    return null;
+export function parseKernelMsg(data: unknown): KernelData {
+  if (!isObject(data) || typeof data.type !== 'string') {
+    return { kind: 'ignored' };
+  }
+  if (data.v !== PROTOCOL_VERSION) {
+    return data.type === 'hello'
+      ? {
+          kind: 'incompatible',
+          version: data.v,
+          nbagent: typeof data.nbagent === 'string' ? data.nbagent : 'unknown'
+        }
+      : { kind: 'ignored' };
   }
   switch (data.type) {
     case 'hello':
-      return data as HelloMsg;
+      return { kind: 'message', msg: data as HelloMsg };
     case 'agent_event':
       return typeof data.turn_id === 'string' &&
         isObject(data.event) &&
         typeof data.event.type === 'string'
-        ? (data as AgentEventMsg)
-        : null;
+        ? { kind: 'message', msg: data as KernelMsg }
+        : { kind: 'ignored' };
     case 'state':
-      return data as StateMsg;
+      return typeof data.busy === 'boolean'
+        ? { kind: 'message', msg: data as KernelMsg }
+        : { kind: 'ignored' };
     case 'request':
-      return typeof data.id === 'string' && typeof data.op === 'string'
-        ? ({ ...data, args: isObject(data.args) ? data.args : {} } as RequestMsg)
-        : null;
+      return typeof data.id === 'string' &&
+        typeof data.op === 'string' &&
+        typeof data.client_id === 'string'
+        ? {
+            kind: 'message',
+            msg: { ...data, args: isObject(data.args) ? data.args : {} } as KernelMsg
+          }
+        : { kind: 'ignored' };
     default:
-      return null;
+      return { kind: 'ignored' };
   }
 }

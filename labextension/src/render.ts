@@ -7,7 +7,7 @@
 import { renderMarkdown } from '@jupyterlab/rendermime';
 import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 
-import type { ContentBlock } from './protocol';
+import type { ContentBlock, TextBlock, TurnImage } from './protocol';
 
 /** Renders Markdown source into a host element (replacing its content). */
 export type MarkdownRender = (host: HTMLElement, source: string) => Promise<void>;
@@ -65,7 +65,8 @@ export function clip(text: string, limit: number): string {
 
 /* -------------------------------- images -------------------------------- */
 
-export type ImageData = { media_type: string; data: string };
+/** An image of a turn (the schema's TurnImage). */
+export type ImageData = TurnImage;
 
 const IMAGE_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
 
@@ -76,8 +77,9 @@ export function imagesFromBlocks(content: string | ContentBlock[]): ImageData[] 
   }
   const images: ImageData[] = [];
   for (const block of content) {
-    const src = block.source;
-    if (block.type === 'image' && src?.type === 'base64' && src.media_type && src.data) {
+    // Checked at run time too: the data comes from the kernel.
+    const src = block.type === 'image' ? block.source : undefined;
+    if (src?.type === 'base64' && src.media_type && src.data) {
       images.push({ media_type: src.media_type, data: src.data });
     }
   }
@@ -89,7 +91,7 @@ export function textFromBlocks(content: string | ContentBlock[]): string {
     return content;
   }
   return content
-    .filter(b => b.type === 'text' && typeof b.text === 'string')
+    .filter((b): b is TextBlock => b.type === 'text' && typeof b.text === 'string')
     .map(b => b.text)
     .join('\n');
 }

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
-import json
 import logging
 import os
 import queue
@@ -31,12 +30,11 @@ from typing import Any
 
 from ..events import Event, Usage, event_to_dict
 from ..tools.base import ToolError
+from . import protocol
+from .protocol import CONTROL_TARGET, EVENTS_TARGET, PROTOCOL_VERSION
 
 log = logging.getLogger("nbagent.bridge")
 
-PROTOCOL_VERSION = 1
-EVENTS_TARGET = "nbagent.events"
-CONTROL_TARGET = "nbagent.control"
 DEFAULT_TIMEOUT = 10.0
 
 
@@ -81,6 +79,8 @@ class Bridge:
         self._order = itertools.count(1)
         self._sidebar_handler: Callable[[dict[str, Any]], Any] | None = None
         self._started = False
+        # Check every message against the protocol schema (logs only; off by default).
+        self._check = protocol.debug_enabled()
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -94,6 +94,7 @@ class Bridge:
         self.announce()
 
     def hello(self) -> dict[str, Any]:
+        """The events comm's opening data: protocol version, kernel, nbagent, subshells."""
         from .. import __version__
 
         return {
@@ -107,14 +108,20 @@ class Bridge:
     def announce(self) -> None:
         """Open a new events comm with a hello (closing the old one), so frontends
         that connected since the last hello learn about this kernel."""
-        import comm
-
         with self._lock:
             old, self._events = self._events, None
             if old is not None:
                 with contextlib.suppress(Exception):
                     old.close()
-            self._events = comm.create_comm(target_name=EVENTS_TARGET, data=self.hello())
+            self._events = self._open_events()
+
+    def _open_events(self) -> Any:
+        import comm
+
+        hello = self.hello()
+        if self._check:
+            protocol.check_message(hello, "kernel")
+        return comm.create_comm(target_name=EVENTS_TARGET, data=hello)
 
     def unload(self) -> None:
         """Unregister the control target, close the comms, fail pending requests."""
@@ -192,13 +199,15 @@ class Bridge:
         """Send the session totals (after each turn); a no-op while no frontend has registered."""
         if not self._clients:
             return
+        data: dict[str, Any] = {"v": PROTOCOL_VERSION, "type": "state", "busy": busy}
         if isinstance(usage, Usage):
             usage_dict = dataclasses.asdict(usage)
             usage_dict.pop("type", None)
             usage_dict["total_tokens"] = usage.total_tokens
-        else:
-            usage_dict = dict(usage or {})
-        self._send({"v": PROTOCOL_VERSION, "type": "state", "busy": busy, "usage": usage_dict})
+            data["usage"] = usage_dict
+        elif usage is not None:
+            data["usage"] = dict(usage)
+        self._send(data)
 
     def request(
         self,
@@ -271,11 +280,11 @@ class Bridge:
         return client
 
     def _send(self, data: dict[str, Any]) -> None:
-        import comm
-
+        if self._check:
+            protocol.check_message(data, "kernel")
         with self._lock:
             if self._events is None or getattr(self._events, "_closed", False):
-                self._events = comm.create_comm(target_name=EVENTS_TARGET, data=self.hello())
+                self._events = self._open_events()
             events = self._events
         events.send(data)
 
@@ -332,6 +341,8 @@ class Bridge:
         self, data: dict[str, Any], *, comm_id: str = "", session: str | None = None
     ) -> None:
         """Route one control message (thread-safe; public for tests and other transports)."""
+        if self._check:
+            protocol.check_message(data, "frontend")
         kind = data.get("type")
         if kind == "reply":
             with self._lock:

@@ -1,0 +1,565 @@
+"""The protocol's one definition (src/nbagent/transport/protocol.schema.json) against
+what both sides really send.
+
+- The kernel: a real ipykernel, driven over the Jupyter protocol by a stand-in for
+  the labextension (subshell, control comm, replies, approvals), runs a sidebar
+  turn, a %%agent cell and a widget-panel turn against the fake Messages API. Every
+  message on the events comm is validated against the schema, every loop event type
+  must have been seen, and the labextension's own parser must accept each one.
+- The frontend: the builders in labextension/src/protocol.ts (compiled to
+  labextension/lib) run in Node; each message they build is validated.
+- The TypeScript types: labextension/src/protocolTypes.ts must be what
+  scripts/gen_protocol_ts.py generates from the schema now.
+- Usage: labextension/src/usage.ts formats every case of tests/fixtures/usage_format.json.
+
+The TypeScript checks need the extension built (`bash scripts/build_labextension.sh`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import os
+import queue
+import shutil
+import subprocess
+import time
+import typing
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jupyter_client import KernelManager
+
+from nbagent import events as ev
+from nbagent.transport import bridge as transport_bridge
+from nbagent.transport import protocol
+from nbagent.transport.protocol import ProtocolError, load_schema, validate_message
+from tests.fake_anthropic import FakeAnthropic, env_for, error, reply, text, thinking, tool_use
+
+ROOT = Path(__file__).resolve().parent.parent
+LABEXT = ROOT / "labextension"
+LIB = LABEXT / "lib"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TURN_MIME = "application/vnd.nbagent.turn+json"
+EVENT_CLASSES: tuple[type, ...] = typing.get_args(ev.Event)
+
+
+def _defs() -> dict[str, Any]:
+    defs: dict[str, Any] = load_schema()["$defs"]
+    return defs
+
+
+def _ref_name(ref: dict[str, str]) -> str:
+    return ref["$ref"].rsplit("/", 1)[-1]
+
+
+# -- the schema itself -------------------------------------------------------------
+
+
+def test_the_schema_is_valid_json_schema_2020_12() -> None:
+    import jsonschema
+
+    schema = load_schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_one_version_and_one_pair_of_targets() -> None:
+    defs = _defs()
+    assert defs["Version"]["const"] == protocol.PROTOCOL_VERSION == 2
+    assert transport_bridge.PROTOCOL_VERSION == protocol.PROTOCOL_VERSION
+    assert defs["EventsTarget"]["const"] == transport_bridge.EVENTS_TARGET
+    assert defs["ControlTarget"]["const"] == transport_bridge.CONTROL_TARGET
+    # Every comm message carries the version.
+    for name in ("KernelMsg", "ControlMsg"):
+        for alternative in _leaf_messages(name):
+            assert defs[alternative]["properties"]["v"] == {"$ref": "#/$defs/Version"}, alternative
+
+
+def _leaf_messages(name: str) -> list[str]:
+    definition = _defs()[name]
+    if "oneOf" not in definition:
+        return [name]
+    return [leaf for ref in definition["oneOf"] for leaf in _leaf_messages(_ref_name(ref))]
+
+
+def test_every_event_class_has_exactly_its_definition() -> None:
+    """The schema's AgentEvent lists one definition per class of nbagent.events.Event,
+    with the fields event_to_dict produces, all of them required."""
+    defs = _defs()
+    by_type = {}
+    for ref in defs["AgentEvent"]["oneOf"]:
+        definition = defs[_ref_name(ref)]
+        by_type[definition["properties"]["type"]["const"]] = definition
+    classes = {cls.__dataclass_fields__["type"].default: cls for cls in EVENT_CLASSES}
+    assert set(by_type) == set(classes)
+    for kind, cls in classes.items():
+        fields = {f.name for f in dataclasses.fields(cls)} - {"exception"}
+        definition = by_type[kind]
+        assert set(definition["properties"]) == fields, kind
+        assert set(definition["required"]) == fields, kind
+        assert definition["additionalProperties"] is False, kind
+
+
+def test_validation_rejects_what_the_schema_does_not_allow() -> None:
+    good = {
+        "v": 2,
+        "type": "agent_event",
+        "turn_id": "t1",
+        "source": "panel",
+        "event": ev.event_to_dict(ev.Notice("hi", attachments=("a.csv",))),
+    }
+    validate_message(good, "kernel")
+    bad = [
+        ({**good, "v": 1}, "v: 2 was expected"),
+        ({**good, "source": "terminal"}, "source: 'terminal' is not one of"),
+        ({**good, "event": {"type": "text_delta", "txt": "x"}}, "'text' is a required property"),
+        ({**good, "extra": 1}, "'extra' was unexpected"),
+    ]
+    for message, reason in bad:
+        with pytest.raises(ProtocolError, match=reason):
+            validate_message(message, "kernel")
+    # A frontend message is not a kernel message.
+    with pytest.raises(ProtocolError):
+        validate_message({"v": 2, "type": "stop"}, "kernel")
+    validate_message({"v": 2, "type": "stop"}, "frontend")
+
+
+def test_debug_mode_logs_messages_that_break_the_protocol(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Kernel:
+        comm_manager = None
+
+    monkeypatch.setenv(protocol.DEBUG_ENV, "1")
+    bridge = transport_bridge.Bridge(Kernel())
+    bridge.handle_control({"v": 1, "type": "stop"})
+    assert "v: 2 was expected" in caplog.text
+    caplog.clear()
+    bridge.handle_control({"v": 2, "type": "stop"})
+    assert caplog.text == ""
+    assert bridge.stop_requested.is_set()
+
+
+# -- the generated TypeScript ---------------------------------------------------------
+
+
+def _generator() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "gen_protocol_ts", ROOT / "scripts/gen_protocol_ts.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_typescript_types_are_the_ones_generated_from_the_schema() -> None:
+    gen = _generator()
+    expected = gen.render(load_schema())
+    current = (LABEXT / "src" / "protocolTypes.ts").read_text(encoding="utf-8")
+    assert current == expected, (
+        "labextension/src/protocolTypes.ts differs from the schema: run "
+        "`python scripts/gen_protocol_ts.py`, bump the protocol version if the schema changed, "
+        "and rebuild the extension"
+    )
+    assert "export type Version = 2;" in current
+    assert "export type TurnSource = 'cell' | 'sidebar' | 'panel';" in current
+    assert "subshells: boolean;" in current
+
+
+# -- running the compiled TypeScript ------------------------------------------------
+
+
+def _lib(name: str) -> Path:
+    compiled = LIB / f"{name}.js"
+    source = LABEXT / "src" / f"{name}.ts"
+    assert compiled.exists(), f"{compiled} is missing: run `bash scripts/build_labextension.sh`"
+    assert compiled.stat().st_mtime >= source.stat().st_mtime, (
+        f"{compiled} is older than {source}: run `bash scripts/build_labextension.sh`"
+    )
+    return compiled
+
+
+def run_node(script: str, stdin: Any = None) -> Any:
+    """Run an ES module script in Node; it prints one JSON value, which is returned.
+    `stdin` (JSON) is readable in the script as `input`."""
+    node = shutil.which("node")
+    assert node, "Node.js is needed to test the labextension's TypeScript"
+    prelude = (
+        "import { readFileSync } from 'node:fs';\n"
+        "const input = JSON.parse(readFileSync(0, 'utf-8') || 'null');\n"
+    )
+    proc = subprocess.run(
+        [node, "--no-warnings", "--input-type=module", "-e", prelude + script],
+        input=json.dumps(stdin),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _import(name: str, alias: str) -> str:
+    return f"import * as {alias} from {json.dumps(_lib(name).as_uri())};\n"
+
+
+CELLS = [
+    {
+        "id": "c1",
+        "cell_type": "code",
+        "source": "x = 1",
+        "execution_count": 3,
+        "outputs": [{"output_type": "stream", "name": "stdout", "text": "done\n"}],
+        "metadata": {"tags": ["setup"]},
+    },
+    {
+        "id": "c2",
+        "cell_type": "markdown",
+        "source": "# Notes",
+        "execution_count": None,
+        "outputs": [],
+        "metadata": {},
+    },
+]
+
+
+def test_every_message_the_frontend_builds_matches_the_schema() -> None:
+    script = _import("protocol", "p") + (
+        "const cells = input;\n"
+        "console.log(JSON.stringify({\n"
+        "  version: p.PROTOCOL_VERSION, events: p.EVENTS_TARGET, control: p.CONTROL_TARGET,\n"
+        "  messages: [\n"
+        "    p.registerMsg('client-1', 'work/a.ipynb', 'subshell-1'),\n"
+        "    p.registerMsg('client-1', 'work/a.ipynb', null),\n"
+        "    p.pathChangedMsg('client-1', 'work/b.ipynb'),\n"
+        "    p.replyOk('req-1', { path: 'work/a.ipynb', cells }),\n"
+        "    p.replyOk('req-2', { cell_id: 'c3', index: 2 }),\n"
+        "    p.replyOk('req-3', {}),\n"
+        "    p.replyError('req-4', 'conflict', 'cell c1 changed since it was read'),\n"
+        "    p.replyError('req-5', 'internal', 'Error: boom'),\n"
+        "    p.approvalMsg('toolu_1', 'allow'),\n"
+        "    p.approvalMsg('toolu_2', 'always'),\n"
+        "    p.approvalMsg('toolu_3', 'deny'),\n"
+        "    p.stopMsg(),\n"
+        "  ],\n"
+        "}));\n"
+    )
+    out = run_node(script, CELLS)
+    assert out["version"] == protocol.PROTOCOL_VERSION
+    assert (out["events"], out["control"]) == (protocol.EVENTS_TARGET, protocol.CONTROL_TARGET)
+    kinds = set()
+    for message in out["messages"]:
+        validate_message(message, "frontend")
+        kinds.add(message["type"])
+    assert kinds == {"register", "path_changed", "reply", "approval", "stop"}
+
+
+# -- usage ----------------------------------------------------------------------------
+
+
+def reference_line(u: dict[str, Any]) -> str:
+    """tests/fixtures/usage_format.json's definition, in Python."""
+    total = u["input_tokens"] + u["cache_creation_input_tokens"] + u["cache_read_input_tokens"]
+    cached = round(100 * u["cache_read_input_tokens"] / total) if total > 0 else 0
+    cost = "cost unknown" if u["cost_usd"] is None else f"${u['cost_usd']:.4f}"
+    return f"{total:,} in ({cached}% cached) · {u['output_tokens']:,} out · {cost}"
+
+
+def _usage(inp: int, out: int, write: int, read: int, cost: float | None) -> dict[str, Any]:
+    return {
+        "input_tokens": inp,
+        "output_tokens": out,
+        "cache_creation_input_tokens": write,
+        "cache_read_input_tokens": read,
+        "cost_usd": cost,
+    }
+
+
+# Where JavaScript's defaults and Python's differ: ties (Python rounds half to even,
+# on the exact binary value of the cost) and big numbers.
+EDGE_CASES = [
+    _usage(7, 1, 0, 1, 0.03125),  # 12.5% cached -> 12; 0.03125 is an exact tie -> $0.0312
+    _usage(5, 0, 0, 3, 0.03135),  # 37.5% -> 38; 0.03135 is stored just above -> $0.0314
+    _usage(1, 0, 0, 1, 0.00005),  # 50%; stored just above the tie -> $0.0001
+    _usage(3, 0, 0, 997, 0.99995),  # 99.7% -> 100; -> $1.0000
+    _usage(1, 1, 1, 1, 98765.43215),  # stored just below -> $98765.4321
+    _usage(10**12, 10**9, 0, 0, 1e-15),
+    _usage(0, 0, 0, 0, None),
+]
+
+
+def test_usage_ts_formats_like_the_definition() -> None:
+    fixture = json.loads((FIXTURES / "usage_format.json").read_text(encoding="utf-8"))
+    cases = [c["usage"] for c in fixture["cases"]] + EDGE_CASES
+    script = _import("usage", "u") + (
+        "console.log(JSON.stringify({\n"
+        "  lines: input.map(c => u.formatUsage(c)),\n"
+        "  sum: u.addUsage(input[1], input[2]),\n"
+        "  unknown: u.addUsage(input[1], input[3]).cost_usd,\n"
+        "}));\n"
+    )
+    out = run_node(script, cases)
+    for case, line in zip(fixture["cases"], out["lines"], strict=False):
+        assert line == case["line"], case["usage"]
+        assert reference_line(case["usage"]) == case["line"]
+    for usage, line in zip(EDGE_CASES, out["lines"][len(fixture["cases"]) :], strict=True):
+        assert line == reference_line(usage), usage
+    first, second = fixture["cases"][1]["usage"], fixture["cases"][2]["usage"]
+    assert out["sum"] == {k: first[k] + second[k] for k in first}
+    assert out["unknown"] is None
+
+
+# -- the kernel -------------------------------------------------------------------------
+
+
+class Frontend:
+    """A jupyter_client connection that acts as the nbagent labextension: a subshell,
+    the control comm on it, and a notebook it edits when the kernel asks."""
+
+    def __init__(self, kc: Any) -> None:
+        self.kc = kc
+        self.client_id = f"client-{uuid.uuid4().hex[:8]}"
+        self.control_comm_id = uuid.uuid4().hex
+        self.subshell_id: str | None = None
+        self.events_comms: set[str] = set()
+        self.received: list[dict[str, Any]] = []  # every events-comm message, in order
+        self.outputs: list[dict[str, Any]] = []  # display data of the executions
+        self.sent: list[dict[str, Any]] = []
+        self.cells = [dict(c) for c in CELLS]
+        self.decisions = iter(["allow", "always", "allow", "allow", "allow", "allow"])
+
+    def control_request(self, msg_type: str, content: dict[str, Any]) -> dict[str, Any]:
+        msg = self.kc.session.msg(msg_type, content)
+        self.kc.control_channel.send(msg)
+        while True:
+            answer = self.kc.get_control_msg(timeout=10)
+            if answer["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+                return answer["content"]
+
+    def _on_subshell(self, msg_type: str, content: dict[str, Any]) -> None:
+        msg = self.kc.session.msg(msg_type, content)
+        msg["header"]["subshell_id"] = self.subshell_id
+        self.kc.shell_channel.send(msg)
+
+    def send(self, data: dict[str, Any]) -> None:
+        validate_message(data, "frontend")
+        self.sent.append(data)
+        if data["type"] == "register":
+            content = {
+                "comm_id": self.control_comm_id,
+                "target_name": protocol.CONTROL_TARGET,
+                "data": data,
+            }
+            self._on_subshell("comm_open", content)
+        else:
+            self._on_subshell("comm_msg", {"comm_id": self.control_comm_id, "data": data})
+
+    def register(self, path: str) -> None:
+        created = self.control_request("create_subshell_request", {})
+        assert created["status"] == "ok", created
+        self.subshell_id = created["subshell_id"]
+        self.send(
+            {
+                "v": 2,
+                "type": "register",
+                "client_id": self.client_id,
+                "path": path,
+                "subshell_id": self.subshell_id,
+            }
+        )
+
+    def run(self, code: str, timeout: float = 60) -> dict[str, Any]:
+        """Execute `code`, answering the kernel's requests and approvals meanwhile;
+        the execute_reply's content."""
+        msg_id = self.kc.execute(code, store_history=False, allow_stdin=False)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, f"timed out running {code!r}"
+            try:
+                msg = self.kc.get_iopub_msg(timeout=left)
+            except queue.Empty:
+                continue
+            self._on_iopub(msg)
+            if (
+                msg["parent_header"].get("msg_id") == msg_id
+                and msg["msg_type"] == "status"
+                and msg["content"]["execution_state"] == "idle"
+            ):
+                break
+        while True:
+            answer = self.kc.get_shell_msg(timeout=10)
+            if answer["parent_header"].get("msg_id") == msg_id:
+                return answer["content"]
+
+    def _on_iopub(self, msg: dict[str, Any]) -> None:
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "comm_open" and content["target_name"] == protocol.EVENTS_TARGET:
+            self.events_comms.add(content["comm_id"])
+            self.received.append(content["data"])
+        elif kind == "comm_msg" and content["comm_id"] in self.events_comms:
+            data = content["data"]
+            self.received.append(data)
+            if data.get("type") == "request" and data.get("client_id") == self.client_id:
+                self._answer(data)
+            elif data.get("type") == "agent_event" and data["event"]["type"] == "approval_request":
+                decision = next(self.decisions)
+                call_id = data["event"]["call"]["id"]
+                self.send({"v": 2, "type": "approval", "call_id": call_id, "decision": decision})
+        elif kind in ("display_data", "update_display_data", "execute_result"):
+            self.outputs.append(content["data"])
+
+    def _answer(self, request: dict[str, Any]) -> None:
+        op, args = request["op"], request["args"]
+        result: dict[str, Any] = {}
+        if op == "read_notebook":
+            result = {"path": "work/contract.ipynb", "cells": self.cells}
+        elif op == "insert_cell":
+            after = [c["id"] for c in self.cells].index(args["after_cell_id"]) + 1
+            cell_id = f"c{len(self.cells) + 1}"
+            cell = {**CELLS[0], "id": cell_id, "source": args["source"], "outputs": []}
+            self.cells.insert(after, cell)
+            result = {"cell_id": cell_id, "index": after}
+        elif op == "edit_cell":
+            self._cell(args["cell_id"])["source"] = args["source"]
+        elif op == "delete_cell":
+            self.cells.remove(self._cell(args["cell_id"]))
+        elif op == "set_outputs":
+            self._cell(args["cell_id"])["outputs"] = args["outputs"]
+        self.send({"v": 2, "type": "reply", "id": request["id"], "ok": True, "result": result})
+
+    def _cell(self, cell_id: str) -> dict[str, Any]:
+        return next(c for c in self.cells if c["id"] == cell_id)
+
+
+PLOT = "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.show()"
+
+
+@pytest.fixture(scope="module")
+def kernel_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Frontend]:
+    """One kernel that ran a sidebar turn, a %%agent cell and a panel turn."""
+    with FakeAnthropic() as fake:
+        env = {**os.environ, **env_for(fake), "PYTHONUNBUFFERED": "1"}
+        env.pop("MPLBACKEND", None)  # the inline backend: figures become image outputs
+        env.pop("JPY_SESSION_NAME", None)
+        km = KernelManager(kernel_name="python3")
+        km.start_kernel(env=env, cwd=str(tmp_path_factory.mktemp("contract")))
+        kc = km.blocking_client()
+        try:
+            kc.start_channels()
+            kc.wait_for_ready(timeout=60)
+            fe = Frontend(kc)
+            _ok(fe.run("%load_ext nbagent\n%config NBAgent.permission_mode = 'ask'"))
+            fe.register("work/contract.ipynb")
+            _ok(fe.run(_WAIT_REGISTERED))
+            _sidebar_turn(fe, fake)
+            fake.enqueue(reply(text("The cell's answer."), usage={"input_tokens": 50}))
+            _ok(fe.run("%%agent\nSay something short"))
+            fake.enqueue("The panel's answer.")
+            _ok(fe.run("import nbagent\npanel = nbagent.chat()\npanel.send('hi')\npanel.wait(30)"))
+            yield fe
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+
+
+_WAIT_REGISTERED = (
+    "import time\n"
+    "from nbagent.transport.bridge import get_bridge\n"
+    "t0 = time.monotonic()\n"
+    "while not get_bridge().clients and time.monotonic() - t0 < 10: time.sleep(0.01)\n"
+    "assert get_bridge().clients"
+)
+
+
+def _ok(content: dict[str, Any]) -> None:
+    assert content["status"] == "ok", "\n".join(content.get("traceback", []))[-3000:]
+
+
+def _sidebar_turn(fe: Frontend, fake: FakeAnthropic) -> None:
+    """Every event type, every notebook op and every approval decision kind, in one turn."""
+    fake.enqueue(
+        reply(
+            thinking("The user wants the notebook tidied."),
+            text("I'll read the notebook first."),
+            tool_use("read_notebook", {}),
+            tool_use("message_notify_user", {"text": "Reading it", "attachments": ["a.csv"]}),
+        ),
+        reply(
+            tool_use("insert_cell", {"source": "y = 2", "after_cell_id": "c1"}),
+            tool_use("edit_cell", {"cell_id": "c1", "source": PLOT}),
+            tool_use("delete_cell", {"cell_id": "c2"}),
+            tool_use("run_cell", {"cell_id": "c1"}),
+        ),
+        error(400, "fake: this request is refused"),
+    )
+    payload = json.dumps({"prompt": "Tidy the notebook", "client_id": fe.client_id, "path": "x"})
+    _ok(
+        fe.run(
+            "__import__('nbagent.jupyter.bridge', fromlist=['sidebar_turn'])"
+            f".sidebar_turn({payload!r})"
+        )
+    )
+
+
+def test_everything_the_kernel_sends_matches_the_schema(kernel_session: Frontend) -> None:
+    received = kernel_session.received
+    for message in received:
+        validate_message(message, "kernel")
+    types = {m["type"] for m in received}
+    assert types == {"hello", "agent_event", "state", "request"}
+    events = [m for m in received if m["type"] == "agent_event"]
+    seen = {m["event"]["type"] for m in events}
+    every = {cls.__dataclass_fields__["type"].default for cls in EVENT_CLASSES}
+    assert seen == every, f"not produced by the scripted turns: {every - seen}"
+    assert {m["source"] for m in events} == {"sidebar", "cell", "panel"}
+    ops = {m["op"] for m in received if m["type"] == "request"}
+    assert ops == {"read_notebook", "insert_cell", "edit_cell", "delete_cell", "set_outputs"}
+    hello = next(m for m in received if m["type"] == "hello")
+    assert hello["subshells"] is True and hello["v"] == protocol.PROTOCOL_VERSION
+    states = [m for m in received if m["type"] == "state"]
+    assert [s["busy"] for s in states][-1] is False and "usage" in states[-1]
+    images = [
+        b
+        for m in events
+        if m["event"]["type"] == "tool_result" and isinstance(m["event"]["output"]["content"], list)
+        for b in m["event"]["output"]["content"]
+        if b["type"] == "image"
+    ]
+    assert images, "run_cell's figure did not come back as an image block"
+    # The edit carried the hash of the source the agent read.
+    edit = next(m for m in received if m.get("op") == "edit_cell")
+    assert edit["args"]["expected_hash"] == hashlib.sha256(b"x = 1").hexdigest()
+
+
+def test_the_frontend_parses_everything_the_kernel_sends(kernel_session: Frontend) -> None:
+    script = _import("protocol", "p") + (
+        "console.log(JSON.stringify(input.map(m => p.parseKernelMsg(m).kind)));\n"
+    )
+    kinds = run_node(script, kernel_session.received)
+    assert set(kinds) == {"message"}, [
+        (k, m) for k, m in zip(kinds, kernel_session.received, strict=True) if k != "message"
+    ][:3]
+
+
+def test_cell_outputs_match_the_turn_output_schema(kernel_session: Frontend) -> None:
+    turns = [data[TURN_MIME] for data in kernel_session.outputs if TURN_MIME in data]
+    assert turns, "the %%agent cell showed no application/vnd.nbagent.turn+json output"
+    for turn in turns:
+        validate_message(turn, definition="TurnOutput")
+
+
+def test_the_frontend_messages_of_the_run_match_the_schema(kernel_session: Frontend) -> None:
+    """What the stand-in sent (validated as it sent them) covers the control messages
+    a turn needs: registration, replies to every op, every approval decision."""
+    sent = kernel_session.sent
+    assert {m["type"] for m in sent} == {"register", "reply", "approval"}
+    assert {m["decision"] for m in sent if m["type"] == "approval"} >= {"allow", "always"}
