@@ -3,15 +3,15 @@
 Each call starts a small wrapper process (`reaper.py`), inside the OS sandbox
 (`sandbox.py`) when there is one. The wrapper runs the command, keeps only the
 head and tail of its output, and kills everything the command started once the
-command ends or times out; it reports back as one bounded JSON document, so the
+command ends or times out; it reports back as one bounded Python literal, so the
 kernel never holds more than a few times `max_output_chars` whatever the command
 prints.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
-import json
 import os
 import re
 import signal
@@ -123,9 +123,9 @@ def run_process(
     if shell:
         argv = ["/bin/sh", "-c", *argv]
     env = scrubbed_env() if env is None else env
-    config = json.dumps({"timeout": timeout, "limit": max_output_chars})
+    limits = [str(timeout), str(max_output_chars)]
     # -I -S: the wrapper needs only the standard library, and no PYTHON* variable.
-    wrapper = [sys.executable, "-I", "-S", reaper.__file__, config, "--", *argv]
+    wrapper = [sys.executable, "-I", "-S", reaper.__file__, *limits, "--", *argv]
     if bwrap_sandbox.use_sandbox(sandbox, network=network):
         wrapper = bwrap_sandbox.sandbox_argv(
             wrapper, workspace=(workspace or cwd).resolve(), cwd=cwd.resolve(), network=network
@@ -175,8 +175,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 def _parse_report(out: bytes, err: bytes, code: int | None, timeout: float) -> ProcessResult:
     try:
-        report = json.loads(out)
-    except ValueError:
+        report = ast.literal_eval(out.decode("utf-8"))
+        if not isinstance(report, dict):
+            raise ValueError(report)
+    except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError):
         # The wrapper (or bwrap) failed before the command ran: say what it said.
         why = err.decode("utf-8", errors="replace").strip() or f"exit code {code}"
         return ProcessResult("", f"the command could not be started: {why}", code, False, timeout)

@@ -1,6 +1,6 @@
 """The per-call wrapper process: run one tool command, keep bounded output, leave nothing behind.
 
-`process.run_process` starts it as `python -I -S reaper.py CONFIG -- COMMAND...`
+`process.run_process` starts it as `python -I -S reaper.py TIMEOUT LIMIT -- COMMAND...`
 (inside the sandbox when there is one). It
 
 - makes itself a child subreaper (Linux `prctl(PR_SET_CHILD_SUBREAPER)`), so every
@@ -12,24 +12,26 @@
 - when the command's main process exits, its timeout expires, it receives SIGTERM,
   or its parent dies, kills every descendant still running, so a tool call returns
   as soon as its command is done and leaves no process behind;
-- writes one JSON report on its stdout (exit code, timeout, processes killed, the
-  kept output and how much was omitted).
+- writes one report on its stdout, a Python literal (exit code, timeout, processes
+  killed, the kept output and how much was omitted).
 
-Standard library only and no package imports: it runs with -I -S, which is faster
-and keeps the user's PYTHON* variables and site-packages out of it.
+It starts on every tool call, so it imports little (no json, subprocess or
+selectors: they would double its start-up time), and nothing from the package:
+it runs with -I -S, which keeps the user's PYTHON* variables and site-packages out.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import selectors
+import select
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Callable
+
+TYPE_CHECKING = False  # not `typing`: one import less at every start
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 # Continuation bytes of UTF-8 (0b10xxxxxx): every other byte starts a character.
 _CONTINUATION = bytes(range(0x80, 0xC0))
@@ -40,6 +42,7 @@ _DRAIN_SECONDS = 2.0
 # Upper bound on the kill loop, which a fork bomb keeps busy.
 _KILL_SECONDS = 5.0
 
+_XFSZ = [signal.SIGXFSZ] if hasattr(signal, "SIGXFSZ") else []
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -176,8 +179,7 @@ def kill_tree(main_pid: int | None, subreaper: bool, reap: Callable[[], None]) -
     """
     if not subreaper:
         if main_pid is not None:
-            with contextlib.suppress(OSError):
-                os.killpg(main_pid, signal.SIGKILL)
+            _signal_group(main_pid)
         reap()
         return set()
     killed: set[int] = set()
@@ -187,20 +189,29 @@ def kill_tree(main_pid: int | None, subreaper: bool, reap: Callable[[], None]) -
         if not live:
             break
         for pid in live:
-            with contextlib.suppress(ProcessLookupError):
+            try:
                 os.kill(pid, signal.SIGKILL)
                 killed.add(pid)
+            except ProcessLookupError:
+                pass
         time.sleep(0.001)  # let them die before the next scan
         reap()
     reap()
     return killed
 
 
+def _signal_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
 class Children:
     """Reaps our children (orphans come to us too) and keeps the main process's status."""
 
-    def __init__(self, main: subprocess.Popen[bytes]) -> None:
-        self.main = main
+    def __init__(self, main_pid: int) -> None:
+        self.main_pid = main_pid
         self.main_status: int | None = None
 
     def reap(self) -> None:
@@ -211,9 +222,16 @@ class Children:
                 return
             if pid == 0:
                 return
-            if pid == self.main.pid:
+            if pid == self.main_pid:
                 self.main_status = os.waitstatus_to_exitcode(status)
-                self.main.returncode = self.main_status  # so Popen never waits on it again
+
+
+def _reap_any() -> None:
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass
 
 
 # --- one run ------------------------------------------------------------------
@@ -231,22 +249,29 @@ class Run:
         self.killed: set[int] = set()
 
     def execute(self, command: list[str], timeout: float) -> None:
-        main = subprocess.Popen(
-            command,
-            stdin=None,  # ours: /dev/null or the caller's pipe
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        self.children = children = Children(main)
-        assert main.stdout is not None and main.stderr is not None
-        sel = selectors.DefaultSelector()
-        for pipe, buffer in ((main.stdout, self.stdout), (main.stderr, self.stderr)):
-            os.set_blocking(pipe.fileno(), False)
-            sel.register(pipe.fileno(), selectors.EVENT_READ, buffer)
-        pidfd = _pidfd(main.pid)
+        out_r, out_w = os.pipe()  # non-inheritable: only the dup2 copies reach the child
+        err_r, err_w = os.pipe()
+        try:
+            main_pid = os.posix_spawnp(
+                command[0],
+                command,
+                os.environ,
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, out_w, 1),
+                    (os.POSIX_SPAWN_DUP2, err_w, 2),
+                ],
+                setsid=True,
+                # Python ignores SIGPIPE; `yes | head` needs the default back (as Popen does).
+                setsigdef=[signal.SIGPIPE, *_XFSZ],
+            )
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        self.children = children = Children(main_pid)
+        poller = Poller({out_r: self.stdout, err_r: self.stderr})
+        pidfd = _pidfd(main_pid)
         if pidfd is not None:
-            sel.register(pidfd, selectors.EVENT_READ, None)
+            poller.poll.register(pidfd, select.POLLIN)
 
         deadline = time.monotonic() + timeout
         # Wait for the main process, not for end of file: a background child holding
@@ -256,25 +281,24 @@ class Run:
             if remaining <= 0:
                 self.timed_out = True
                 break
-            wait = remaining if pidfd is not None else min(remaining, 0.05)
-            for key, _ in sel.select(wait):
-                if key.data is not None:
-                    _read(sel, key.fd, key.data)
+            poller.read_ready(remaining if pidfd is not None else min(remaining, 0.05))
             children.reap()
 
         self.kill()
         if children.main_status is None:
-            with contextlib.suppress(ChildProcessError):
-                _, status = os.waitpid(main.pid, 0)
-                children.main_status = main.returncode = os.waitstatus_to_exitcode(status)
+            try:
+                _, status = os.waitpid(main_pid, 0)
+                children.main_status = os.waitstatus_to_exitcode(status)
+            except ChildProcessError:
+                pass
         if pidfd is not None:
-            sel.unregister(pidfd)
+            poller.poll.unregister(pidfd)
             os.close(pidfd)
-        _drain(sel)
+        poller.drain(_DRAIN_SECONDS)
 
     def kill(self) -> None:
         # Also when the main process is not known yet (stopped while it was starting).
-        main_pid = self.children.main.pid if self.children else None
+        main_pid = self.children.main_pid if self.children else None
         reap = self.children.reap if self.children else _reap_any
         self.killed |= kill_tree(main_pid, self.subreaper, reap) - {main_pid}
 
@@ -288,10 +312,37 @@ class Run:
         }
 
 
-def _reap_any() -> None:
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0]:
-            pass
+class Poller:
+    """The command's output pipes, read as data arrives into their buffers."""
+
+    def __init__(self, buffers: dict[int, HeadTail]) -> None:
+        self.buffers = buffers
+        self.poll = select.poll()
+        for fd in buffers:
+            os.set_blocking(fd, False)
+            self.poll.register(fd, select.POLLIN)
+
+    def read_ready(self, seconds: float) -> None:
+        for fd, _ in self.poll.poll(max(seconds, 0) * 1000):
+            buffer = self.buffers.get(fd)
+            if buffer is None:
+                continue  # the pidfd: the caller reaps
+            try:
+                data = os.read(fd, _READ_SIZE)
+            except BlockingIOError:
+                continue
+            if data:
+                buffer.write(data)
+            else:
+                self.poll.unregister(fd)
+                del self.buffers[fd]
+                os.close(fd)
+
+    def drain(self, seconds: float) -> None:
+        """Read what is left in the pipes (written before the kill) up to end of file."""
+        deadline = time.monotonic() + seconds
+        while self.buffers and (remaining := deadline - time.monotonic()) > 0:
+            self.read_ready(remaining)
 
 
 def _pidfd(pid: int) -> int | None:
@@ -301,29 +352,10 @@ def _pidfd(pid: int) -> int | None:
         return None
 
 
-def _read(sel: selectors.BaseSelector, fd: int, buffer: HeadTail) -> None:
-    try:
-        data = os.read(fd, _READ_SIZE)
-    except BlockingIOError:
-        return
-    if data:
-        buffer.write(data)
-    else:
-        sel.unregister(fd)
-
-
-def _drain(sel: selectors.BaseSelector) -> None:
-    """Read what is left in the pipes (written before the kill) up to end of file."""
-    deadline = time.monotonic() + _DRAIN_SECONDS
-    while sel.get_map() and (remaining := deadline - time.monotonic()) > 0:
-        for key, _ in sel.select(remaining):
-            _read(sel, key.fd, key.data)
-
-
 def main(argv: list[str]) -> int:
-    """`reaper.py CONFIG_JSON -- COMMAND...`; CONFIG_JSON holds "timeout" and "limit"."""
-    config = json.loads(argv[1])
-    command = argv[3:] if argv[2:3] == ["--"] else argv[2:]
+    """`reaper.py TIMEOUT LIMIT -- COMMAND...`: seconds, and bytes kept per stream."""
+    timeout, limit = float(argv[1]), int(argv[2])
+    command = argv[4:] if argv[3:4] == ["--"] else argv[3:]
     parent = os.getppid()
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGHUP, _stop)
@@ -333,17 +365,18 @@ def main(argv: list[str]) -> int:
     _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:
         return 1
-    run = Run(int(config["limit"]), subreaper)
+    run = Run(limit, subreaper)
     try:
         try:
-            run.execute(command, float(config["timeout"]))
+            run.execute(command, timeout)
         except OSError as exc:  # the command could not start (not found, not executable)
             run.stderr.write(f"{exc}\n".encode())
             code = 127 if isinstance(exc, FileNotFoundError) else 126
             report = {**run.report(), "exit_code": code}
         else:
             report = run.report()
-        sys.stdout.write(json.dumps(report))
+        # repr of str, int, bool and None reads back with ast.literal_eval.
+        sys.stdout.write(repr(report))
         sys.stdout.flush()
     except Stopped:
         # The caller gave up on this call: no report, only the cleanup.
