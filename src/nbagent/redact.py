@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from .events import ToolOutput
 
 MIN_SECRET_LENGTH = 8
+_PREFILTER_MAX_FORMS = 48  # beyond this, one regex scan beats a search per form
 MIN_PARTIAL = 4  # a piece of a secret left at a clip is hidden from this length on
 DECLARED_NAME = "declared"
 
@@ -216,6 +217,7 @@ class Redactor:
         forms = list(replacements)
         self.pattern: re.Pattern[str] | None = re.compile(_trie_pattern(forms)) if forms else None
         self.max_form_length = max(map(len, forms), default=0)
+        self._few_forms = len(forms) <= _PREFILTER_MAX_FORMS
         by_first: dict[str, list[str]] = {}
         for form in forms:
             by_first.setdefault(form[0], []).append(form)
@@ -237,6 +239,10 @@ class Redactor:
 
     def redact(self, text: str) -> str:
         if self.pattern is None or not text:
+            return text
+        # Most texts hold no secret. With a few forms, `in` (a fast C search per
+        # form) proves that about four times faster than the regex scan.
+        if self._few_forms and not any(form in text for form in self.replacements):
             return text
         return self.pattern.sub(self._replace, text)
 
