@@ -301,7 +301,7 @@ def _interprocess_lock(path: str) -> Iterator[None]:
         return
     target = lock_path(path)
     deadline = time.monotonic() + LOCK_TIMEOUT
-    delay = 0.005
+    delay = 0.001
     while True:
         try:
             fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -320,7 +320,7 @@ def _interprocess_lock(path: str) -> Iterator[None]:
                     "nothing was changed. Try again."
                 ) from None
             time.sleep(delay)
-            delay = min(delay * 2, 0.1)
+            delay = min(delay * 2, 0.02)
             continue
         try:
             current = os.stat(target, follow_symlinks=False)
