@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -390,6 +391,28 @@ def test_keyboard_interrupt_kills_everything(tmp_path: Path, sandbox: bool) -> N
         assert settle(lambda: not marked_processes(marker)), marked_processes(marker)
 
 
+def test_a_hard_kill_of_the_kernel_takes_the_tool_processes_with_it(
+    tmp_path: Path, sandbox: bool
+) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    marker = f"nbagent-kernelkill-{uuid.uuid4().hex}"
+    script = textwrap.dedent(f"""\
+        from pathlib import Path
+        from nbagent.tools.process import run_process
+        run_process(["bash", "-c", {spawn_strays(marker) + "sleep 3600"!r}], cwd=Path({str(ws)!r}),
+                    timeout=60, shell=False, sandbox={sandbox!r})
+        """)
+    with cleanup(marker):
+        kernel = subprocess.Popen([sys.executable, "-c", script])
+        try:
+            assert settle(lambda: len(marked_processes(marker + "-")) >= 4, 30)
+        finally:
+            kernel.kill()  # SIGKILL: no handler, no finally in the kernel runs
+            kernel.wait()
+        assert settle(lambda: not marked_processes(marker)), marked_processes(marker)
+
+
 # --- the sandbox ----------------------------------------------------------------
 
 
@@ -451,6 +474,38 @@ def test_sandbox_shows_only_its_own_processes(tmp_path: Path) -> None:
     out = tools.shell(f"ls /proc | grep -cE '^[0-9]+$'; test -e /proc/{os.getpid()} || echo hidden")
     count = int(out.split("--- stdout ---\n")[1].splitlines()[0])
     assert count < 10 and "hidden" in out
+
+
+def test_sandbox_hides_jupyter_runtime_files_and_service_sockets(
+    monkeypatch: pytest.MonkeyPatch, sandbox: bool
+) -> None:
+    # Outside /tmp (which the sandbox replaces anyway), the workspace and the cache.
+    base = Path(f"/var/tmp/nbagent-test-{uuid.uuid4().hex}")
+    runtime, xdg = base / "jupyter-runtime", base / "xdg-runtime"
+    runtime.mkdir(parents=True)
+    xdg.mkdir()
+    (runtime / "kernel-1.json").write_text('{"key": "hmac-kernelsecret0006"}')
+    bus = socket.socket(socket.AF_UNIX)
+    bus.bind(str(xdg / "bus"))
+    bus.listen(1)
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(xdg))
+    try:
+        tools = Tools(base, sandbox=sandbox)
+        out = tools.shell(
+            'cat "$JUPYTER_RUNTIME_DIR/kernel-1.json" || echo no-connection-file\n'
+            'python -c "import os, socket; s = socket.socket(socket.AF_UNIX); '
+            "s.connect(os.environ['XDG_RUNTIME_DIR'] + '/bus'); print('bus-reached')\" "
+            "2>/dev/null || echo no-bus"
+        )
+    finally:
+        bus.close()
+        shutil.rmtree(base)
+    if sandbox:
+        assert "no-connection-file" in out and "kernelsecret0006" not in out
+        assert "no-bus" in out and "bus-reached" not in out
+    else:  # what the sandbox adds
+        assert "kernelsecret0006" in out and "bus-reached" in out
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ PID namespace, so `/proc/<kernel pid>/environ` is out of reach); it has no
 capabilities even when the user is root (as root, bwrap would otherwise keep
 them, and `mount -o remount,rw /` would undo the read-only view); it dies with
 its caller; and, when the network is cut, it has only a private loopback.
-The Jupyter runtime directory (kernel connection files, server tokens) is
-replaced by an empty one, so sandboxed code cannot drive the kernel or the
-server from outside the sandbox.
+The sockets of daemons that start processes on request (the D-Bus buses,
+systemd, the user's runtime directory, docker, podman, containerd) and the
+Jupyter runtime directory (kernel connection files, server tokens) are replaced
+by empty ones: through them, sandboxed code could run code outside the sandbox.
 
 It does not hide files from reading: everything the user can read outside those
 masks (dotfiles, `~/.aws`, a `.env`) stays readable.
@@ -107,8 +108,16 @@ def sandbox_argv(command: list[str], *, workspace: Path, cwd: Path, network: boo
     # included when they were installed under /tmp: show those again, read-only.
     for path in _python_paths_under_tmp():
         flags += ["--ro-bind", str(path), str(path)]
-    for path in _jupyter_runtime_dirs():
+    masked = _maskable(_jupyter_runtime_dirs() + _service_dirs())
+    for path in masked:
         flags += ["--tmpfs", str(path)]
+    for sock in sorted({Path(s).resolve() for s in _SERVICE_SOCKETS}):
+        if sock.is_socket() and not any(sock.is_relative_to(m) for m in masked):
+            flags += ["--ro-bind", "/dev/null", str(sock)]
+    # Name resolution may live under a masked directory (systemd-resolved's stub).
+    resolv = Path("/etc/resolv.conf").resolve()
+    if any(resolv.is_relative_to(m) for m in masked) and resolv.exists():
+        flags += ["--ro-bind", str(resolv.parent), str(resolv.parent)]
     cache = user_cache_dir()
     if cache is not None:
         flags += ["--bind", str(cache), str(cache)]
@@ -158,6 +167,33 @@ def _python_paths_under_tmp() -> list[Path]:
     return sorted(p for p in _python_paths() if p.is_relative_to(tmp) and p != tmp and p.exists())
 
 
+# Daemons that run commands on request: `systemd-run --user`, `docker run`, ...
+_SERVICE_DIRS = ["/run/dbus", "/run/systemd", "/run/containerd", "/run/podman", "/run/docker"]
+_SERVICE_SOCKETS = ["/run/docker.sock", "/var/run/docker.sock"]
+
+
+def _service_dirs() -> list[Path]:
+    dirs = [Path(d) for d in _SERVICE_DIRS]
+    if hasattr(os, "getuid"):
+        dirs.append(Path(f"/run/user/{os.getuid()}"))
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        dirs.append(Path(runtime))
+    return dirs
+
+
+def _maskable(dirs: list[Path]) -> list[Path]:
+    """The existing directories among `dirs`, never one that holds the interpreter."""
+    python = _python_paths()
+    found: set[Path] = set()
+    for path in dirs:
+        with contextlib.suppress(OSError):
+            real = path.resolve()
+            if real.is_dir() and not any(p.is_relative_to(real) for p in python):
+                found.add(real)
+    return sorted(found)
+
+
 def _jupyter_runtime_dirs() -> list[Path]:
     """Where kernel connection files and server tokens live, to be masked."""
     dirs: set[Path] = set()
@@ -170,12 +206,5 @@ def _jupyter_runtime_dirs() -> list[Path]:
             from ipykernel.connect import get_connection_file
 
             dirs.add(Path(get_connection_file()).parent)
-    python = _python_paths()
-    found = []
-    for path in sorted(dirs):
-        with contextlib.suppress(OSError):
-            real = path.resolve()
-            # Never mask a directory that holds the interpreter (an odd JUPYTER_RUNTIME_DIR).
-            if real.is_dir() and not any(p.is_relative_to(real) for p in python):
-                found.append(real)
-    return found
+
+    return sorted(dirs)
