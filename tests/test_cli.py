@@ -84,7 +84,7 @@ def test_repl_session_tool_call_reset_and_exit(tmp_path: Path, server: FakeAnthr
     child.expect("⚙ create_file file_path=hello.txt content=hi there")
     child.expect("↳ ")
     child.expect("Created hello.txt for you.")
-    child.expect(r"tokens in [\d,]+ / out [\d,]+ · cache read \d+ · \$\d+\.\d{4} · [\d.]+s")
+    child.expect(r"[\d,]+ in \(\d+% cached\) · [\d,]+ out · \$\d+\.\d{4} · [\d.]+s")
     child.expect(PROMPT)
 
     files = list(tmp_path.glob("workspace/session_*/hello.txt"))

@@ -101,10 +101,10 @@ def test_line_magic_commands(shell, fake_api, capsys):
     capsys.readouterr()
     shell.run_line_magic("agent", "usage")
     usage = capsys.readouterr().out
-    assert "Input tokens" in usage and "Cost: $" in usage
+    assert "Session: " in usage and " in (" in usage and " out · $" in usage
     shell.run_line_magic("agent", "history")
     hist = capsys.readouterr().out
-    assert "user: what do I have?" in hist and "[tool call] list_variables" in hist
+    assert "You: what do I have?" in hist and "[tool] list_variables()" in hist
     shell.run_line_magic("agent", "tools")
     tools = capsys.readouterr().out
     for name in ("run_python", "list_variables", "inspect_variable", "read_file", "read_notebook"):

@@ -233,7 +233,7 @@ def test_always_remembers_the_tool(fake_api, panel):
     ask_mode(panel, fake_api)
     panel.always_button.click()
     assert panel.wait(10)
-    assert "run_python" in panel.session.agent.policy.always_allowed
+    assert "run_python" in panel.session.agent.session.always_allowed
 
 
 def test_deny_gives_a_denied_result(fake_api, panel, shell):

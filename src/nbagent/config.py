@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError
-
-DEFAULT_MODEL = "claude-opus-4-8"
-DEFAULT_MAX_TURNS = 100
+from .options import OPTIONS
 
 DEFAULT_SYSTEM_PROMPT = """\
 You are nbagent, an AI assistant working inside a data analyst's environment \
@@ -31,63 +30,124 @@ over describing: inspect data before drawing conclusions, run code to check resu
 and keep changes small and reversible. Never delete or overwrite a user's work without \
 being asked. When you finish, answer concisely in Markdown."""
 
-ENV_NAMES = (
+# Connection settings: read from the environment and `.env`, never from IPython config
+# (a key does not belong in ipython_config.py).
+CONNECTION_ENV = (
     "ANTHROPIC_API_KEY",
     "ANTHROPIC_AUTH_TOKEN",
     "ANTHROPIC_BASE_URL",
-    "ANTHROPIC_MODEL_NAME",
-    "MAX_TURNS",
     "SYSTEM_PROMPT_FILE",
 )
+ENV_NAMES = CONNECTION_ENV + tuple(o.env for o in OPTIONS if o.env)
 
 
 @dataclass(frozen=True)
 class Settings:
-    api_key: str | None
-    auth_token: str | None
-    base_url: str | None
+    """Every option's value for one turn, resolved from all sources, plus the connection."""
+
     model: str
     max_turns: int
-    system_prompt_file: Path | None
-    env_file: Path | None
+    permission_mode: str
+    thinking: str
+    effort: str | None
+    max_tokens: int
+    workspace: str
+    system_prompt: str | None
+    max_retries: int
+    timeout: float
+    max_tool_output_chars: int
+    prompt_caching: bool
+    shell_timeout: float
+    headless_approval: str
+    show_thinking: bool
+    max_repr_chars: int
+    update_interval: float
+    api_key: str | None = None
+    auth_token: str | None = None
+    base_url: str | None = None
+    system_prompt_file: Path | None = None
+    env_file: Path | None = None
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def get(self, name: str) -> Any:
+        return getattr(self, name)
 
 
 def read_env(cwd: Path | None = None) -> dict[str, str]:
     """The configuration variables: environment first, then `.env` in `cwd`."""
     cwd = cwd or Path.cwd()
     values: dict[str, str] = {}
-    env_file = cwd / ".env"
-    if env_file.is_file():
-        from dotenv import dotenv_values
-
-        for key, value in dotenv_values(env_file).items():
-            if key in ENV_NAMES and value:
-                values[key] = value
+    for key, value in read_dotenv(cwd).items():
+        if key in ENV_NAMES and value:
+            values[key] = value
     for key in ENV_NAMES:
         if os.environ.get(key):
             values[key] = os.environ[key]
     return values
 
 
-def load_settings(cwd: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+def read_dotenv(cwd: Path) -> dict[str, str]:
+    """All values of `cwd/.env` (empty when there is none); never put into os.environ."""
+    env_file = cwd / ".env"
+    if not env_file.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+
+
+def resolve(
+    explicit: Mapping[str, Any] | None = None,
+    ipython: Mapping[str, Any] | None = None,
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve every option: explicit, then IPython config, environment, `.env`, default.
+
+    `env` replaces the environment and `.env` together (tests, embedding).
+    Called at the start of each turn, so a change holds from the next turn on.
+    """
     cwd = cwd or Path.cwd()
     values = dict(env) if env is not None else read_env(cwd)
-    max_turns_text = values.get("MAX_TURNS")
-    if max_turns_text is None:
-        max_turns = DEFAULT_MAX_TURNS
-    else:
-        max_turns = parse_max_turns(max_turns_text, "MAX_TURNS")
+    resolved: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for opt in OPTIONS:
+        for source, mapping, key in (
+            ("argument", explicit or {}, opt.name),
+            ("IPython config", ipython or {}, opt.name),
+            ("environment", values, opt.env),
+        ):
+            if key is None:
+                continue
+            value = mapping.get(key)
+            if value is None or value == "":
+                continue
+            label = opt.env if source == "environment" and opt.env else ""
+            resolved[opt.name] = opt.parse(value, label or source)
+            sources[opt.name] = source
+            break
+        else:
+            resolved[opt.name] = opt.default
+            sources[opt.name] = "default"
+    if resolved["thinking"] == "adaptive":  # the documented alias
+        resolved["thinking"] = "summarized"
     prompt_file = values.get("SYSTEM_PROMPT_FILE")
     env_file = cwd / ".env"
     return Settings(
+        **resolved,
         api_key=values.get("ANTHROPIC_API_KEY"),
         auth_token=values.get("ANTHROPIC_AUTH_TOKEN"),
         base_url=values.get("ANTHROPIC_BASE_URL"),
-        model=values.get("ANTHROPIC_MODEL_NAME") or DEFAULT_MODEL,
-        max_turns=max_turns,
         system_prompt_file=(cwd / prompt_file) if prompt_file else None,
         env_file=env_file if env_file.is_file() else None,
+        sources=sources,
     )
+
+
+def load_settings(cwd: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment, `.env` and defaults only."""
+    return resolve(cwd=cwd, env=env)
 
 
 def parse_max_turns(text: str | int, source: str = "max_turns") -> int:

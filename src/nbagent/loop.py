@@ -1,6 +1,6 @@
 """The agent loop: a resumable state machine that yields events.
 
-`drive(session, run)` advances a `Run` until the model is done, or until it
+`drive(turn, run)` advances a `Run` until the model is done, or until it
 must wait for someone: an approval (`awaiting_approval`) or tool results the
 caller executes itself (`awaiting_tool_results`). Calling `drive` again with the
 same `Run` picks up where it stopped. Whatever happens (API error,
@@ -10,7 +10,9 @@ a valid Messages API history.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import threading
+from collections import deque
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,10 +39,37 @@ from .history import (
 )
 
 if TYPE_CHECKING:
-    from .agent import Agent
+    from .config import Settings
+    from .permissions import PermissionPolicy
+    from .providers.base import Provider
+    from .tools.runner import ToolRunner
 
 AWAITING_APPROVAL = "awaiting_approval"
 AWAITING_TOOL_RESULTS = "awaiting_tool_results"
+
+
+@dataclass
+class Turn:
+    """The collaborators one turn works with, handed to the loop by the session.
+
+    `history` is the conversation, changed in place; `settings` are this turn's
+    resolved options (taken once, at the turn's start).
+    """
+
+    provider: Provider
+    tools: ToolRunner
+    policy: PermissionPolicy
+    history: list[dict[str, Any]]
+    settings: Settings
+    build_request: Callable[[bool], dict[str, Any]]  # final? -> messages.create params
+    record_usage: Callable[[Any], Usage]  # a response -> its Usage, added to the session's
+    approve: Callable[[ToolCall], str] | None = None
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+    notices: deque[Notice] = field(default_factory=deque)
+
+    def drain_notices(self) -> Generator[Notice, None, None]:
+        while self.notices:
+            yield self.notices.popleft()
 
 
 @dataclass
@@ -64,41 +93,51 @@ class Run:
         return self.stop_reason in (AWAITING_APPROVAL, AWAITING_TOOL_RESULTS)
 
 
-def drive(agent: Agent, run: Run) -> Generator[Event, None, None]:
+def drive(turn: Turn, run: Run) -> Generator[Event, None, None]:
     run.stop_reason = None
     run.pending_approval = None
-    agent.stop_requested.clear()
+    turn.stop_requested.clear()
     try:
-        yield from _advance(agent, run)
+        yield from _advance(turn, run)
     except KeyboardInterrupt:
-        _close(agent, run, "interrupted: the user stopped the turn before this tool finished")
+        _close(turn, run, "interrupted: the user stopped the turn before this tool finished")
         run.stop_reason = "interrupted"
-        yield from _partial_usage(agent, run)
+        yield from _partial_usage(turn, run)
         yield TurnEnd("interrupted", "Interrupted by the user.")
     except GeneratorExit:
         # The consumer stopped iterating (e.g. an interrupt in a renderer): keep the
         # history valid; nothing more can be yielded.
         if not run.suspended:
-            _close(agent, run, "interrupted: the turn was stopped before this tool finished")
+            _close(turn, run, "interrupted: the turn was stopped before this tool finished")
             run.stop_reason = run.stop_reason or "interrupted"
-            for _ in _partial_usage(agent, run):
+            for _ in _partial_usage(turn, run):
                 pass
         raise
     except Exception as exc:
         if not _is_api_or_config_error(exc):
+            # A bug or an unexpected failure: answer the open calls first, so the
+            # history is valid whatever the caller does with the exception.
+            _close(turn, run, f"not run: the turn failed ({type(exc).__name__})")
+            run.stop_reason = "error"
             raise
-        _close(agent, run, "not run: the turn ended with an error")
-        yield from _partial_usage(agent, run)
+        _close(turn, run, "not run: the turn ended with an error")
+        yield from _partial_usage(turn, run)
         run.stop_reason = "error"
         run.error = exc
         message = describe_error(exc)
         yield ErrorEvent(message, exc)
         yield TurnEnd("error", message)
+    except BaseException as exc:
+        # SystemExit and the like (a tool called sys.exit()): leave a valid history
+        # behind before it propagates.
+        _close(turn, run, f"not run: the turn ended ({type(exc).__name__})")
+        run.stop_reason = "interrupted"
+        raise
 
 
-def _advance(agent: Agent, run: Run) -> Generator[Event, None, None]:
+def _advance(turn: Turn, run: Run) -> Generator[Event, None, None]:
     while True:
-        open_calls = unanswered_tool_calls(agent.messages)
+        open_calls = unanswered_tool_calls(turn.history)
         pending = [c for c in open_calls if c.id not in run.results]
         if open_calls:
             if not run.execute_tools:
@@ -107,17 +146,17 @@ def _advance(agent: Agent, run: Run) -> Generator[Event, None, None]:
                     yield TurnEnd(AWAITING_TOOL_RESULTS, "Waiting for tool results.")
                     return
             else:
-                approved = yield from _check_permissions(agent, run, pending)
+                approved = yield from _check_permissions(turn, run, pending)
                 if approved is None:
                     return
-                yield from _execute(agent, run, approved)
-            _answer_tool_calls(agent, run)
+                yield from _execute(turn, run, approved)
+            _answer_tool_calls(turn, run)
             run.rounds += 1
 
-        final = run.rounds >= agent.max_turns
-        params = agent.request_params(final=final)
+        final = run.rounds >= turn.settings.max_turns
+        params = turn.build_request(final)
         run.partial_text = []
-        stream = agent.provider.stream(params)
+        stream = turn.provider.stream(params)
         while True:
             try:
                 event = next(stream)
@@ -127,24 +166,24 @@ def _advance(agent: Agent, run: Run) -> Generator[Event, None, None]:
             if isinstance(event, TextDelta):
                 run.partial_text.append(event.text)
             yield event
-            if agent.stop_requested.is_set():
+            if turn.stop_requested.is_set():
                 stream.close()  # leaves the SDK's `with` block: the HTTP response is closed
                 raise KeyboardInterrupt
         run.partial_text = []
 
-        usage = agent.record_usage(message)
+        usage = turn.record_usage(message)
         run.usage = run.usage + usage
         yield usage
 
         content = [block_to_param(b) for b in message.content]
         if content:
-            agent.messages.append({"role": "assistant", "content": content})
+            turn.history.append({"role": "assistant", "content": content})
         text = text_of({"content": content})
         if text:
             run.text = text
 
         stop_reason = message.stop_reason or "end_turn"
-        calls = unanswered_tool_calls(agent.messages)
+        calls = unanswered_tool_calls(turn.history)
         if stop_reason == "tool_use" and calls and not final:
             for call in calls:
                 run.tool_calls.append(call)
@@ -156,8 +195,8 @@ def _advance(agent: Agent, run: Run) -> Generator[Event, None, None]:
 
         if calls:
             reason = "turn limit reached" if final else f"the response ended ({stop_reason})"
-            _close(agent, run, f"not run: {reason}")
-        notice = _stop_notice(agent, stop_reason, final)
+            _close(turn, run, f"not run: {reason}")
+        notice = _stop_notice(turn, stop_reason, final)
         if notice:
             yield notice
         run.stop_reason = "max_turns" if final else stop_reason
@@ -165,29 +204,29 @@ def _advance(agent: Agent, run: Run) -> Generator[Event, None, None]:
         return
 
 
-def _partial_usage(agent: Agent, run: Run) -> Generator[Usage, None, None]:
+def _partial_usage(turn: Turn, run: Run) -> Generator[Usage, None, None]:
     """Usage of a response cut short: the tokens it used are billed all the same."""
-    take = getattr(agent.provider, "take_partial", None)
+    take = getattr(turn.provider, "take_partial", None)
     message = take() if take is not None else None
     if message is not None:
-        usage = agent.record_usage(message)
+        usage = turn.record_usage(message)
         run.usage = run.usage + usage
         yield usage
 
 
 def _check_permissions(
-    agent: Agent, run: Run, pending: list[ToolCall]
+    turn: Turn, run: Run, pending: list[ToolCall]
 ) -> Generator[Event, None, list[ToolCall] | None]:
     """Settle each pending call's permission; None means the run is suspended."""
     approved: list[ToolCall] = []
     for call in pending:
-        category = agent.tool_runner.category(call.name)
-        verdict = agent.policy.verdict(call.name, category)  # type: ignore[arg-type]
+        category = turn.tools.category(call.name)
+        verdict = turn.policy.verdict(call.name, category)  # type: ignore[arg-type]
         if verdict == "ask":
             decision = run.decisions.pop(call.id, None)
-            if decision is None and agent.approve is not None:
+            if decision is None and turn.approve is not None:
                 yield ApprovalRequest(call, category)
-                decision = agent.approve(call)
+                decision = turn.approve(call)
             if decision is None:
                 run.pending_approval = call
                 run.stop_reason = AWAITING_APPROVAL
@@ -195,10 +234,10 @@ def _check_permissions(
                 yield TurnEnd(AWAITING_APPROVAL, f"Waiting for approval of {call.name}.")
                 return None
             if decision == "always":
-                agent.policy.remember(call.name)
+                turn.policy.remember(call.name)
             verdict = "deny" if decision == "deny" else "allow"
         if verdict == "deny":
-            output = ToolOutput(agent.policy.refusal(call.name, category), is_error=True)  # type: ignore[arg-type]
+            output = ToolOutput(turn.policy.refusal(call.name, category), is_error=True)  # type: ignore[arg-type]
             output = ToolOutput(output.content, True, "denied")
             run.results[call.id] = output
             yield ToolResultEvent(call, output)
@@ -207,48 +246,48 @@ def _check_permissions(
     return approved
 
 
-def _execute(agent: Agent, run: Run, calls: list[ToolCall]) -> Generator[Event, None, None]:
-    for call, output, elapsed in agent.tool_runner.run(calls):
+def _execute(turn: Turn, run: Run, calls: list[ToolCall]) -> Generator[Event, None, None]:
+    for call, output, elapsed in turn.tools.run(calls):
         run.results[call.id] = output
-        yield from agent.drain_notices()
+        yield from turn.drain_notices()
         yield ToolResultEvent(call, output, elapsed)
-        if agent.stop_requested.is_set():
+        if turn.stop_requested.is_set():
             raise KeyboardInterrupt
 
 
-def _answer_tool_calls(agent: Agent, run: Run) -> None:
-    calls = unanswered_tool_calls(agent.messages)
+def _answer_tool_calls(turn: Turn, run: Run) -> None:
+    calls = unanswered_tool_calls(turn.history)
     blocks = [tool_result_block(c.id, run.results.pop(c.id)) for c in calls]
-    append_user_content(agent.messages, blocks)
+    append_user_content(turn.history, blocks)
 
 
-def _close(agent: Agent, run: Run, reason: str) -> None:
+def _close(turn: Turn, run: Run, reason: str) -> None:
     """Answer every open tool call (with `reason` where no result exists) and keep
     any partial text, so the history stays valid after a failure."""
     if run.partial_text:
         text = "".join(run.partial_text)
         run.partial_text = []
-        agent.messages.append(
+        turn.history.append(
             {"role": "assistant", "content": [{"type": "text", "text": text + "\n\n[interrupted]"}]}
         )
         run.text = text
-    calls = unanswered_tool_calls(agent.messages)
+    calls = unanswered_tool_calls(turn.history)
     if calls:
         for call in calls:
             run.results.setdefault(call.id, ToolOutput(reason, is_error=True))
-        _answer_tool_calls(agent, run)
+        _answer_tool_calls(turn, run)
     run.results.clear()
 
 
-def _stop_notice(agent: Agent, stop_reason: str, final: bool) -> Notice | None:
+def _stop_notice(turn: Turn, stop_reason: str, final: bool) -> Notice | None:
     if final:
         return Notice(
-            f"Reached the limit of {agent.max_turns} tool rounds; the model answered from what it had.",
+            f"Reached the limit of {turn.settings.max_turns} tool rounds; the model answered from what it had.",
             "warning",
         )
     if stop_reason == "max_tokens":
         return Notice(
-            f"The answer was cut off at max_tokens ({agent.max_tokens}). "
+            f"The answer was cut off at max_tokens ({turn.settings.max_tokens}). "
             "Ask to continue, or raise max_tokens.",
             "warning",
         )

@@ -24,9 +24,12 @@ from rich.text import Text
 
 from .. import __version__
 from ..agent import Agent, ApproveCallable
+from ..config import resolve
 from ..errors import ConfigError
-from ..events import ErrorEvent, TextDelta, ToolCall, TurnEnd, Usage
-from ..permissions import MODES
+from ..events import Event, TextDelta, ToolCall, Usage
+from ..options import CLI_OPTIONS
+from ..pump import pump
+from ..session import check_options
 from .render import TerminalRenderer, show_tool_logs
 
 ENV_TEMPLATE = """\
@@ -53,24 +56,17 @@ def _add_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     def default(value: Any) -> Any:
         return argparse.SUPPRESS if suppress else value
 
-    parser.add_argument(
-        "--model",
-        default=default(None),
-        help="model name (default: ANTHROPIC_MODEL_NAME or claude-opus-4-8)",
-    )
-    parser.add_argument(
-        "--max-turns",
-        type=int,
-        default=default(None),
-        metavar="N",
-        help="rounds of tool use per prompt (default: MAX_TURNS or 100)",
-    )
-    parser.add_argument(
-        "--mode",
-        choices=MODES,
-        default=default("auto"),
-        help="permissions: auto runs every tool; ask asks before writing or executing; read-only refuses them",
-    )
+    for opt in CLI_OPTIONS:
+        env = f"; env {opt.env}" if opt.env else ""
+        default_text = "unset" if opt.default is None else opt.default
+        parser.add_argument(
+            opt.cli_flag,
+            dest=opt.name,
+            choices=list(opt.choices) if opt.choices else None,
+            default=default(None),
+            metavar=None if opt.choices else opt.name.upper().replace("_", "-").split("-")[-1],
+            help=f"{opt.help} (default: {default_text}{env})",
+        )
     parser.add_argument(
         "--workspace",
         default=default(None),
@@ -81,7 +77,7 @@ def _add_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         "--no-thinking",
         action="store_true",
         default=default(False),
-        help="turn off extended thinking",
+        help="same as --thinking off",
     )
     parser.add_argument(
         "--verbose",
@@ -137,15 +133,20 @@ def new_session_dir(base: Path) -> Path:
             path, n = root / f"{stamp}_{n}", n + 1
 
 
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    options = {o.name: getattr(args, o.name, None) for o in CLI_OPTIONS}
+    if getattr(args, "no_thinking", False):
+        options["thinking"] = "off"
+    return options
+
+
+def _mode(args: argparse.Namespace) -> str:
+    """The permission mode the session will use (flags, environment, `.env`, default)."""
+    return resolve(check_options(_options(args))).permission_mode
+
+
 def make_agent(args: argparse.Namespace, workspace: Path, approve: ApproveCallable | None) -> Agent:
-    return Agent(
-        model=args.model,
-        workspace=workspace,
-        max_turns=args.max_turns,
-        permission_mode=args.mode,
-        approve=approve,
-        thinking="off" if args.no_thinking else "adaptive",
-    )
+    return Agent(workspace=workspace, approve=approve, **_options(args))
 
 
 # -- chat ----------------------------------------------------------------------
@@ -169,11 +170,12 @@ def chat(args: argparse.Namespace) -> int:
         )
     created = args.workspace is None
     workspace = new_session_dir(cwd) if created else Path(args.workspace).expanduser().resolve()
-    renderer = TerminalRenderer(console, interactive_approval=args.mode == "ask")
+    ask = _mode(args) == "ask"
+    renderer = TerminalRenderer(console, interactive_approval=ask)
     if args.verbose:
         show_tool_logs(renderer)
     enable_line_editing()
-    approve = make_terminal_approve(renderer) if args.mode == "ask" else None
+    approve = make_terminal_approve(renderer) if ask else None
     try:
         repl = Repl(
             lambda: make_agent(args, workspace, approve),
@@ -224,46 +226,42 @@ def run_once(args: argparse.Namespace) -> int:
         return 2
     workspace = Path(args.workspace).expanduser() if args.workspace else Path.cwd()
     live = sys.stdout.isatty()
+    ask = _mode(args) == "ask"
     renderer = TerminalRenderer(
         err,
         text_console=Console(highlight=False),
         stream_text=live,
-        interactive_approval=args.mode == "ask",
+        interactive_approval=ask,
     )
     if args.verbose:
         show_tool_logs(renderer)
     approve: ApproveCallable | None = None
-    if args.mode == "ask":
+    if ask:
         if sys.stdin.isatty() and not from_stdin:
             approve = make_terminal_approve(renderer, read=_read_on_stderr)
         else:
             approve = _deny_without_terminal(renderer)
     agent = make_agent(args, workspace, approve)
 
-    code = 0
     answer: list[str] = []  # text of the latest model message that had text
     current: list[str] = []
-    events = agent.stream(prompt)
-    try:
-        for event in events:
-            if isinstance(event, TextDelta):
-                current.append(event.text)
-            elif isinstance(event, Usage) and current:
-                answer, current = current, []
-            elif isinstance(event, ErrorEvent):
-                code = 2 if isinstance(event.exception, ConfigError) else 1
-            elif isinstance(event, TurnEnd):
-                if event.stop_reason == "interrupted":
-                    code = 130
-                elif event.stop_reason.startswith("awaiting_"):
-                    code = 1
-            renderer.handle(event)
-    except KeyboardInterrupt:
-        close = getattr(events, "close", None)
-        if close is not None:
-            close()
-        renderer.handle(TurnEnd("interrupted", "Interrupted by the user."))
+
+    def show(event: Event) -> None:
+        nonlocal answer, current
+        if isinstance(event, TextDelta):
+            current.append(event.text)
+        elif isinstance(event, Usage) and current:
+            answer, current = current, []
+        renderer.handle(event)
+
+    result = pump(agent.stream(prompt), show)
+    code = 0
+    if result.error is not None:
+        code = 2 if isinstance(result.error, ConfigError) else 1
+    elif result.stop_reason == "interrupted":
         code = 130
+    elif result.stop_reason.startswith("awaiting_") or result.busy:
+        code = 1
     if current:  # an interrupted or failed message's partial text
         answer = current
     renderer.break_line()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -19,9 +19,10 @@ from rich.text import Text
 
 from .. import __version__
 from ..agent import Agent, ApproveCallable
-from ..config import load_settings, missing_key_message
+from ..config import missing_key_message
 from ..errors import ConfigError
-from ..events import Event, ToolCall, TurnEnd, Usage
+from ..events import Event, ToolCall, Usage
+from ..pump import pump
 from .render import TerminalRenderer, format_args, format_usage
 
 PROMPT = "› "
@@ -68,7 +69,8 @@ def make_terminal_approve(renderer: TerminalRenderer, read: Reader = input) -> A
 
 
 def has_key(agent: Agent) -> bool:
-    return bool(agent.settings.api_key or agent.settings.auth_token)
+    settings = agent.current_settings()
+    return bool(settings.api_key or settings.auth_token)
 
 
 def enable_line_editing() -> None:
@@ -106,6 +108,7 @@ class Repl:
         self.read = read
         self.verbose = verbose
         self.total = Usage()  # across /reset, for /usage
+        self._had_key = has_key(self.agent)
 
     # -- main loop ------------------------------------------------------------
 
@@ -171,17 +174,9 @@ class Repl:
         if not self._ensure_key():
             return
         self.renderer.begin_turn()
-        events = self.agent.stream(prompt)
         try:
-            for event in events:
-                self._show(event)
-        except KeyboardInterrupt:
-            # Ctrl-C landed in our rendering code rather than in the loop: closing
-            # the generator lets the loop answer open tool calls and keep history valid.
-            _close_quietly(events)
-            self.renderer.handle(TurnEnd("interrupted", "Interrupted by the user."))
+            pump(self.agent.stream(prompt), self._show)
         except Exception as exc:  # a bug must not end the session
-            _close_quietly(events)
             self.renderer.error(f"{type(exc).__name__}: {exc}")
             if self.verbose:
                 self.console.print(traceback.format_exc(), markup=False, highlight=False)
@@ -192,27 +187,15 @@ class Repl:
         self.renderer.handle(event)
 
     def _ensure_key(self) -> bool:
-        if has_key(self.agent):
-            return True
+        """Settings are read at each turn, so a key added to `.env` mid-session counts."""
         try:
-            settings = load_settings()
-            if settings.api_key or settings.auth_token:
-                self.agent = self.make_agent()
-                if has_key(self.agent):
+            if has_key(self.agent):
+                if not self._had_key:
                     self.renderer.info("Found an API key; using it from now on.", style="green")
-                    return True
+                self._had_key = True
+                return True
         except ConfigError as exc:
             self.renderer.error(str(exc))
             return False
         self.renderer.error(missing_key_message())
         return False
-
-
-def _close_quietly(events: Iterator[Event]) -> None:
-    close = getattr(events, "close", None)
-    if close is None:
-        return
-    try:
-        close()
-    except (KeyboardInterrupt, Exception):
-        pass

@@ -16,12 +16,16 @@ def load(shell: Any) -> None:
     if id(shell) in _state:
         return
     from .magics import AgentMagics
+    from .question_mark import keep_question_marks
     from .settings import NBAgent
 
     settings = NBAgent(parent=shell)
     shell.configurables.append(settings)
     magics = AgentMagics(shell, settings)
     shell.register_magics(magics)
+    cleanup = getattr(shell, "input_transformers_cleanup", None)
+    if cleanup is not None and keep_question_marks not in cleanup:
+        cleanup.append(keep_question_marks)
     bridge = None
     if getattr(shell, "kernel", None) is not None:
         try:
@@ -46,6 +50,11 @@ def unload(shell: Any) -> None:
     registry["line"].pop("agent", None)
     magics = state["magics"]
     shell.magics_manager.registry.pop(type(magics).__name__, None)
+    from .question_mark import keep_question_marks
+
+    cleanup = getattr(shell, "input_transformers_cleanup", None)
+    if cleanup is not None and keep_question_marks in cleanup:
+        cleanup.remove(keep_question_marks)
     if state["settings"] in shell.configurables:
         shell.configurables.remove(state["settings"])
     if state["bridge"] is not None:

@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
-import contextlib
+import argparse
 import json
+import shlex
 from typing import Any
 
-from IPython.core import magic_arguments
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
 from ..errors import NBAgentError
-from ..events import Event, ToolCall, TurnEnd
+from ..events import Event, ToolCall
+from ..options import TURN_OPTIONS
+from ..session import check_options
 from .settings import NBAgent
 
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, not argparse's usage dump
+        raise ValueError(message)
+
+
+def cell_parser() -> argparse.ArgumentParser:
+    """`%%agent` flags: --new, --quiet, and every per-turn option of `nbagent.options`."""
+    parser = _Parser(prog="%%agent", add_help=False)
+    parser.add_argument("--new", action="store_true", help="start a fresh conversation")
+    parser.add_argument("--quiet", action="store_true", help="hide thinking")
+    for opt in TURN_OPTIONS:
+        parser.add_argument(
+            opt.cli_flag,
+            dest=opt.name,
+            type=str,
+            choices=list(opt.choices) if opt.choices else None,
+            default=None,
+            help=opt.help,
+        )
+    return parser
+
+
 HELP = """\
-%%agent [--new] [--model NAME] [--max-turns N] [--mode auto|ask|read-only] [--quiet]
+%%agent [--new] [--quiet] [--model NAME] [--max-turns N] [--mode auto|ask|read-only]
+        [--thinking summarized|omitted|off] [--effort LEVEL] [--max-tokens N]
     The cell body is the prompt; one conversation continues across cells.
     {name} inserts a variable's repr, {In[3]} / {Out[3]} a past input / output,
     {Err} the last traceback; {{ and }} are literal braces.
@@ -34,50 +60,44 @@ Configure with %config NBAgent.<option> = value (see %config NBAgent)."""
 
 @magics_class
 class AgentMagics(Magics):
-    def __init__(self, shell: Any, settings: NBAgent) -> None:
+    def __init__(self, shell: Any, config: NBAgent) -> None:
         super().__init__(shell)
-        self.settings = settings
+        self.options = config
 
     @property
     def session(self) -> Any:
         from .session import get_session
 
         assert self.shell is not None
-        return get_session(self.shell, self.settings)
+        return get_session(self.shell, self.options)
 
     # -- %%agent ------------------------------------------------------------
 
-    @magic_arguments.magic_arguments()
-    @magic_arguments.argument("--new", action="store_true", help="start a fresh conversation")
-    @magic_arguments.argument("--model", help="model for this cell")
-    @magic_arguments.argument("--max-turns", type=int, help="rounds of tool use for this cell")
-    @magic_arguments.argument(
-        "--mode", choices=["auto", "ask", "read-only"], help="permission mode for this cell"
-    )
-    @magic_arguments.argument("--quiet", action="store_true", help="hide thinking")
     @cell_magic
     def agent(self, line: str, cell: str) -> None:
         """Send the cell to the agent. See %agent help."""
         try:
-            args = magic_arguments.parse_argstring(self.agent, line)  # type: ignore[arg-type]
-        except Exception as exc:  # argparse's UsageError; show one line, not a traceback
+            args = cell_parser().parse_args(shlex.split(line))
+        except (SystemExit, ValueError) as exc:  # argparse exits; shlex raises on quotes
+            if not isinstance(exc, SystemExit) or exc.code:
+                print(f"%%agent: {exc if isinstance(exc, ValueError) else 'bad options'}")
+            return
+        overrides = {o.name: getattr(args, o.name) for o in TURN_OPTIONS}
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        try:
+            check_options(overrides)
+        except (NBAgentError, TypeError) as exc:
             print(f"%%agent: {exc}")
             return
-        if args.new:
-            self.session.reset()
-        overrides: dict[str, Any] = {}
-        if args.model:
-            overrides["model"] = args.model
-        if args.max_turns is not None:
-            if args.max_turns < 1:
-                print("%%agent: --max-turns must be at least 1")
-                return
-            overrides["max_turns"] = args.max_turns
-        if args.mode:
-            overrides["permission_mode"] = args.mode
         if not cell.strip():
             print("%%agent: the cell is empty; write your request below the %%agent line.")
             return
+        if args.new:
+            try:
+                self.session.reset()
+            except NBAgentError as exc:
+                print(f"%%agent: {exc}")
+                return
         self._run_turn(cell, overrides=overrides, quiet=args.quiet)
 
     # -- %agent -------------------------------------------------------------
@@ -110,45 +130,34 @@ class AgentMagics(Magics):
         print(HELP)
 
     def _reset(self) -> None:
-        self.session.reset()
+        try:
+            self.session.reset()
+        except NBAgentError as exc:
+            print(f"%agent reset: {exc}")
+            return
         print("Started a new conversation.")
 
     def _history(self) -> None:
-        from ..history import text_of
+        from ..render.history import history_text
 
         messages = self.session.agent.messages
-        if not messages:
-            print("No conversation yet.")
-            return
-        for message in messages:
-            content = message["content"]
-            blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
-            for block in blocks:
-                kind = block.get("type")
-                if kind == "text":
-                    print(f"{message['role']}: {text_of({'content': [block]})}")
-                elif kind == "tool_use":
-                    print(
-                        f"{message['role']}: [tool call] {block['name']} {json.dumps(block['input'])[:200]}"
-                    )
-                elif kind == "tool_result":
-                    state = "error" if block.get("is_error") else "ok"
-                    print(f"{message['role']}: [tool result, {state}]")
+        print(history_text(messages) if messages else "No conversation yet.")
 
     def _usage(self) -> None:
-        u = self.session.agent.usage
-        print(
-            f"Input tokens: {u.input_tokens:,} (+{u.cache_read_input_tokens:,} cache reads, "
-            f"{u.cache_creation_input_tokens:,} cache writes)\n"
-            f"Output tokens: {u.output_tokens:,}\nCost: ${u.cost_usd:.4f}"
-        )
+        from ..render.format import format_usage
+
+        print(f"Session: {format_usage(self.session.agent.usage)}")
 
     def _model(self, name: str) -> None:
-        agent = self.session.agent
         if name:
-            agent.model = name
-            self.settings.model = name
-        print(f"Model: {agent.model}")
+            try:
+                check_options({"model": name})
+            except NBAgentError as exc:
+                print(f"%agent model: {exc}")
+                return
+            # The same place %config writes: the next turn reads it.
+            self.options.model = name
+        print(f"Model: {self.session.settings.model}")
 
     def _tools(self) -> None:
         for t in self.session.agent.tools:
@@ -156,23 +165,30 @@ class AgentMagics(Magics):
             print(f"{t.name:<24} {t.category:<12} {first}")
 
     def _config(self) -> None:
-        agent = self.session.agent
-        s = agent.settings
-        rows = {
-            "model": agent.model,
+        from ..models import describe_request_options, model_info
+
+        try:
+            s = self.session.settings
+        except NBAgentError as exc:
+            print(f"%agent config: {exc}")
+            return
+        sent = describe_request_options(model_info(s.model), s.thinking, s.effort)
+        rows: dict[str, Any] = {
+            "model": s.model,
             "base_url": s.base_url or "(Anthropic default)",
             "api_key": "set" if (s.api_key or s.auth_token) else "NOT SET",
-            "max_turns": agent.max_turns,
-            "permission_mode": agent.permission_mode,
-            "headless_approval": self.settings.headless_approval,
-            "workspace": str(agent.workspace.root),
-            "thinking": agent.thinking,
-            "effort": agent.effort or "(default)",
-            "max_tokens": agent.max_tokens,
+            "max_turns": s.max_turns,
+            "permission_mode": s.permission_mode,
+            "headless_approval": s.headless_approval,
+            "workspace": str(self.session.agent.workspace.root),
+            **{f"{k} (sent)": v for k, v in sent.items()},
+            "max_tokens": s.max_tokens,
             ".env": str(s.env_file) if s.env_file else "(none)",
         }
         for key, value in rows.items():
-            print(f"{key:<18} {value}")
+            source = s.sources.get(key)
+            where = f"  [{source}]" if source and source != "default" else ""
+            print(f"{key:<18} {value}{where}")
 
     def _panel(self) -> Any:
         from .panel import chat
@@ -182,6 +198,7 @@ class AgentMagics(Magics):
     # -- a turn -------------------------------------------------------------
 
     def _run_turn(self, prompt: str, *, overrides: dict[str, Any], quiet: bool) -> None:
+        from ..pump import pump
         from ..render.transcript import Transcript
         from ..transport.broadcast import broadcaster
         from .cell_output import CellOutput
@@ -190,21 +207,21 @@ class AgentMagics(Magics):
         assert self.shell is not None
         history = self.shell.history_manager
         try:
+            session = self.session
+            settings = session.agent.current_settings()
             text = interpolate(
                 prompt,
                 self.shell.user_ns,
-                max_chars=self.settings.max_repr_chars,
+                max_chars=settings.max_repr_chars,
                 raw_inputs=history.input_hist_raw if history is not None else None,
             )
-            session = self.session
-            agent = session.agent
         except NBAgentError as exc:
             print(f"%%agent: {exc}")
             return
         broadcast = broadcaster(self.shell, source="cell")
-        transcript = Transcript(show_thinking=self.settings.show_thinking and not quiet)
+        transcript = Transcript(show_thinking=settings.show_thinking and not quiet)
         out = CellOutput(
-            transcript, interval=self.settings.update_interval, rich_mime=broadcast.rich_frontend
+            transcript, interval=settings.update_interval, rich_mime=broadcast.rich_frontend
         )
         session.on_display = out.show_bundles
 
@@ -212,24 +229,15 @@ class AgentMagics(Magics):
             out.handle(event)
             broadcast(event)
 
-        approve = (
-            self._approver(handle)
-            if (overrides.get("permission_mode") or agent.permission_mode) == "ask"
-            else None
-        )
-        events = session.stream_turn(text, overrides=overrides, approve=approve)
         try:
-            with contextlib.closing(events):
-                for event in events:
-                    handle(event)
-        except KeyboardInterrupt:
-            handle(TurnEnd("interrupted", "Interrupted by the user."))
-        except NBAgentError as exc:  # e.g. the panel is running a turn: one line, no traceback
-            print(f"%%agent: {exc}")
+            events = session.stream_turn(
+                text, overrides=overrides, approve=self._approver(handle, settings)
+            )
+            pump(events, handle)
         finally:
             session.on_display = None
 
-    def _approver(self, handle: Any) -> Any:
+    def _approver(self, handle: Any, settings: Any) -> Any:
         from IPython.core.error import StdinNotImplementedError
 
         from .session import headless_notice
@@ -239,7 +247,7 @@ class AgentMagics(Magics):
             try:
                 answer = input(f"Allow {call.name}({args})? [y]es / [n]o / [a]lways: ")
             except StdinNotImplementedError:
-                decision = self.settings.headless_approval
+                decision = settings.headless_approval
                 handle(headless_notice(call.name, decision))
                 return decision
             answer = answer.strip().lower()

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Generator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..events import Event, Notice, ToolCall, TurnEnd
+from ..events import Event, Notice, ToolCall
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
     from ..agent import Agent
+    from ..config import Settings
     from .settings import NBAgent
 
 KERNEL_CONTEXT = """\
@@ -26,14 +25,16 @@ when asked to change the notebook."""
 _sessions: dict[int, KernelSession] = {}
 
 
-def get_session(shell: InteractiveShell, settings: NBAgent | None = None) -> KernelSession:
+def get_session(shell: InteractiveShell, config: NBAgent | None = None) -> KernelSession:
     session = _sessions.get(id(shell))
     if session is None:
-        if settings is None:
+        if config is None:
             from .settings import NBAgent
 
-            settings = NBAgent(parent=shell)
-        session = _sessions[id(shell)] = KernelSession(shell, settings)
+            # The configurable %load_ext registered, so %config reaches this session.
+            found = [c for c in getattr(shell, "configurables", []) if isinstance(c, NBAgent)]
+            config = found[0] if found else NBAgent(parent=shell)
+        session = _sessions[id(shell)] = KernelSession(shell, config)
     return session
 
 
@@ -42,9 +43,12 @@ def drop_session(shell: InteractiveShell) -> None:
 
 
 class KernelSession:
-    def __init__(self, shell: InteractiveShell, settings: NBAgent) -> None:
+    """The kernel's agent, with the live-namespace and notebook tools and the kernel's
+    `NBAgent` configuration as a settings source read at every turn."""
+
+    def __init__(self, shell: InteractiveShell, config: NBAgent) -> None:
         self.shell = shell
-        self.settings = settings
+        self.config = config
         self._agent: Agent | None = None
         # Where rich outputs of run_python go: the surface running the current turn.
         self.on_display: Callable[[list[dict[str, Any]]], None] | None = None
@@ -55,53 +59,42 @@ class KernelSession:
             self._agent = self._make_agent()
         return self._agent
 
+    @property
+    def settings(self) -> Settings:
+        """The settings the next turn will use (IPython config, environment, `.env`)."""
+        return self.agent.current_settings()
+
     def reset(self) -> None:
+        """Start a new conversation; a running turn (the panel's) is stopped first."""
         if self._agent is not None:
             self._agent.reset()
 
     def _make_agent(self) -> Agent:
         from ..agent import Agent
-        from ..config import load_settings, resolve_system_prompt
-        from ..tools.builtin import builtin_tools
-        from ..tools.workspace import Workspace
-        from .live_tools import live_runner, live_tools
+        from .settings import configured
 
-        s = self.settings
-        cwd = Path.cwd()
-        workspace = Workspace(s.workspace)
-        agent = Agent(
-            model=s.model,
-            system=self._system_prompt(
-                resolve_system_prompt(s.system_prompt, load_settings(cwd), cwd)
-            ),
-            tools=[],
-            workspace=workspace.root,
-            max_turns=s.max_turns,
-            permission_mode=s.permission_mode,
-            thinking=s.thinking,  # type: ignore[arg-type]
-            effort=s.effort,
-            max_tokens=s.max_tokens,
-            max_retries=s.max_retries,
-            max_tool_output_chars=s.max_tool_output_chars,
-            shell_timeout=s.shell_timeout,
+        return Agent(
+            toolset=self._toolset,
+            system_suffix=KERNEL_CONTEXT,
+            config_source=lambda: configured(self.config),
         )
+
+    def _toolset(
+        self, settings: Settings, workspace: Any, emit: Callable[[Notice], None]
+    ) -> list[Any]:
+        from ..tools.builtin import builtin_tools
+        from .live import live_runner, live_tools
+
         tools = [
             t
-            for t in builtin_tools(
-                agent.workspace, agent._notices.append, shell_timeout=s.shell_timeout
-            )
+            for t in builtin_tools(workspace, emit, shell_timeout=settings.shell_timeout)
             # run_python replaces the subprocess runner: the user's namespace is the point.
             if t.name != "execute_python_code"
         ]
         tools += live_tools(self.shell, on_display=self._display_outputs)
         # run_cell stores the cell's real outputs, not run_python's labelled text.
         tools += self._notebook_tools(live_runner(self.shell, on_display=self._display_outputs))
-        agent.add_tools(tools)
-        return agent
-
-    def _system_prompt(self, base: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
-        blocks = [{"type": "text", "text": base}] if isinstance(base, str) else list(base)
-        return [*blocks, {"type": "text", "text": KERNEL_CONTEXT}]
+        return tools
 
     def _notebook_tools(self, run_code: Callable[[str], Any]) -> list[Any]:
         from ..notebook.locate import current_document
@@ -131,36 +124,18 @@ class KernelSession:
         decision: str | None = None,
         overrides: dict[str, Any] | None = None,
         approve: Callable[[ToolCall], str] | None = None,
-    ) -> Generator[Event, None, None]:
+    ) -> Iterator[Event]:
         """Events of a new turn (or of resuming a suspended one with `decision`).
 
-        Per-turn overrides (model, max_turns, permission_mode) are restored after.
-        The event stream is always closed, so an interrupt that lands in a
-        renderer still leaves the conversation valid.
+        Per-turn overrides (model, max_turns, permission_mode, ...) are values for
+        this turn only; nothing shared is changed.
         """
         agent = self.agent
-        saved = {k: getattr(agent, k) for k in (overrides or {})}
-        saved_approve = agent.approve
-        try:
-            for key, value in (overrides or {}).items():
-                setattr(agent, key, value)
-            agent.approve = approve
-            if decision is not None:
-                stream = agent.stream_resume(decision)
-            elif prompt:
-                stream = agent.stream(prompt)
-            else:
-                return
-            with contextlib.closing(stream):
-                try:
-                    yield from stream
-                except KeyboardInterrupt:
-                    stream.close()
-                    yield TurnEnd("interrupted", "Interrupted by the user.")
-        finally:
-            for key, value in saved.items():
-                setattr(agent, key, value)
-            agent.approve = saved_approve
+        if decision is not None:
+            return agent.stream_resume(decision, approve=approve)
+        if prompt:
+            return agent.stream(prompt, approve=approve, **(overrides or {}))
+        return iter(())
 
 
 def headless_notice(tool: str, decision: str) -> Notice:

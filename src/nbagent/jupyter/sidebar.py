@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ..events import ToolCall, TurnEnd
+from ..events import ToolCall
+from ..pump import pump
 from ..transport.broadcast import Broadcaster
 
 
@@ -52,13 +53,7 @@ def run_sidebar_turn(shell: Any, bridge: Any, data: dict[str, Any]) -> None:
     try:
         if not prompt and decision is None:
             return
-        events = session.stream_turn(prompt or None, decision=decision, approve=approve)
-        try:
-            for event in events:
-                broadcast(event)
-        except KeyboardInterrupt:
-            events.close()
-            broadcast(TurnEnd("interrupted", "Interrupted by the user."))
+        pump(session.stream_turn(prompt or None, decision=decision, approve=approve), broadcast)
     finally:
         done.set()
         bridge.send_state(False, agent.usage)

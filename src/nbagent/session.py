@@ -1,0 +1,460 @@
+"""`Session`: the one owner of a conversation.
+
+It holds the history, the settings sources, the permission memory, the usage totals
+and the turn that is running. Each turn resolves its settings when it starts
+(explicit arguments, IPython config, environment, `.env`, defaults), builds the
+loop's collaborators from them as values (`loop.Turn`), and never changes a shared
+object for the length of a turn. Every surface drives turns through here, so "a turn
+is already running", reset-while-running and abandoned streams are handled once.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from .config import Settings, missing_key_message, resolve, resolve_system_prompt
+from .errors import AgentBusyError, ConfigError, NoPendingTurnError
+from .events import Event, Notice, ToolCall, ToolOutput, TurnStart, Usage
+from .history import append_user_content, tool_result_block, unanswered_tool_calls
+from .loop import AWAITING_APPROVAL, AWAITING_TOOL_RESULTS, Run, Turn, drive
+from .options import AGENT_OPTIONS, REBUILDS, option
+from .permissions import PermissionPolicy
+from .providers.base import Provider
+from .tools.base import Tool
+from .tools.runner import ToolRunner
+
+ApproveCallable = Callable[[ToolCall], str]
+# Builds a session's tools from its settings: (settings, workspace, emit notice) -> tools.
+Toolset = Callable[[Settings, Any, Callable[[Notice], None]], list[Tool]]
+ConfigSource = Callable[[], Mapping[str, Any]]
+
+RESET_TIMEOUT = 30.0
+
+
+def check_options(
+    values: Mapping[str, Any], allowed: Iterable[Any] = AGENT_OPTIONS
+) -> dict[str, Any]:
+    """Validate option values given as arguments; None means "not given"."""
+    names = {o.name for o in allowed}
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in names:
+            raise TypeError(f"unknown option {name!r}")
+        if value is not None:
+            out[name] = option(name).parse(value, "")
+    return out
+
+
+class TurnStream(Iterator[Event]):
+    """The events of one turn. Iterate it; `close()` ends the turn with a valid history.
+
+    A stream its consumer abandoned (left unfinished with a reference kept) is closed
+    by the next turn started from the same thread, instead of blocking it.
+    """
+
+    def __init__(
+        self, session: Session, body: Callable[[], Generator[Event, None, None]], owner: int
+    ):
+        self.owner = owner
+        self.running = False
+        self._gen = session._turn(self, body)
+
+    def __iter__(self) -> TurnStream:
+        return self
+
+    def __next__(self) -> Event:
+        self.running = True
+        try:
+            return next(self._gen)
+        finally:
+            self.running = False
+
+    def close(self) -> None:
+        self._gen.close()
+
+
+class Session:
+    def __init__(
+        self,
+        *,
+        explicit: Mapping[str, Any] | None = None,
+        tools: Iterable[Tool] | None = None,
+        toolset: Toolset | None = None,
+        system: str | list[dict[str, Any]] | None = None,
+        system_suffix: str | None = None,
+        config_source: ConfigSource | None = None,
+        provider: Provider | None = None,
+        env: Mapping[str, str] | None = None,
+        approve: ApproveCallable | None = None,
+    ) -> None:
+        self.explicit = check_options(explicit or {})
+        self.config_source = config_source
+        self.env = env
+        self.approve = approve
+        self._system_arg = system
+        self._system_suffix = system_suffix
+        self._fixed_tools = list(tools) if tools is not None else None
+        self._toolset = toolset
+        self._added: dict[str, Tool] = {}
+        self._removed: set[str] = set()
+        self._fixed_provider = provider
+        self._provider: Provider | None = provider
+        self._provider_key: tuple[Any, ...] | None = None
+        self.history: list[dict[str, Any]] = []
+        self.usage = Usage()
+        self.always_allowed: set[str] = set()
+        self.stop_requested = threading.Event()
+        self.notices: deque[Notice] = deque()
+        # Called while reset() waits for a running turn (the panel runs the main-thread
+        # tool calls its worker waits for, which would otherwise deadlock).
+        self.wait_hooks: list[Callable[[], None]] = []
+        self.tool_runner = ToolRunner([])
+        self._built_key: tuple[Any, ...] | None = None
+        self._system: str | list[dict[str, Any]] = ""
+        self._state = threading.Lock()
+        self._active: TurnStream | None = None
+        self._run: Run | None = None  # a suspended run (approval, manual tool results)
+        self._turn_ctx: Turn | None = None
+        self.last_run = Run()
+        self.settings = self.resolve()  # fails early on a bad setting
+        self._build(self.settings)
+
+    # -- settings -------------------------------------------------------------
+
+    def resolve(self, overrides: Mapping[str, Any] | None = None) -> Settings:
+        ipython = dict(self.config_source()) if self.config_source is not None else {}
+        explicit = {**self.explicit, **check_options(overrides or {})}
+        return resolve(explicit, ipython, cwd=Path.cwd(), env=self.env)
+
+    @property
+    def busy(self) -> bool:
+        return self._active is not None
+
+    @property
+    def system(self) -> str | list[dict[str, Any]]:
+        return self._system
+
+    def _build(self, settings: Settings) -> bool:
+        """(Re)build the workspace, tools and system prompt when what they depend on
+        changed; True when something was rebuilt after the first build."""
+        from .tools.workspace import Workspace
+
+        key = (
+            *(settings.get(name) for name in REBUILDS),
+            settings.system_prompt_file,
+            str(Path.cwd()),
+        )
+        if key == self._built_key:
+            return False
+        first = self._built_key is None
+        self._built_key = key
+        self.workspace = Workspace(settings.workspace)
+        system = resolve_system_prompt(
+            self._system_arg if self._system_arg is not None else settings.system_prompt,
+            settings,
+            Path.cwd(),
+        )
+        if self._system_suffix:
+            blocks = [{"type": "text", "text": system}] if isinstance(system, str) else list(system)
+            system = [*blocks, {"type": "text", "text": self._system_suffix}]
+        self._system = system
+        if self._fixed_tools is not None:
+            base = self._fixed_tools
+        elif self._toolset is not None:
+            base = self._toolset(settings, self.workspace, self.notices.append)
+        else:
+            from .tools.builtin import builtin_tools
+
+            base = builtin_tools(
+                self.workspace, self.notices.append, shell_timeout=settings.shell_timeout
+            )
+        self._base_tools = base
+        self._apply_tools(settings)
+        return not first
+
+    def _apply_tools(self, settings: Settings | None = None) -> None:
+        tools: dict[str, Tool] = {}
+        for t in self._base_tools:
+            if t.name not in self._removed:
+                tools[t.name] = t
+        tools.update(self._added)
+        # Sorted by name: the same tools in the same order keep the prompt cache valid.
+        self.tool_runner.tools = dict(sorted(tools.items()))
+        if settings is not None:
+            self.tool_runner.max_output_chars = settings.max_tool_output_chars
+
+    def add_tools(self, tools: Iterable[Tool]) -> None:
+        for t in tools:
+            self._added[t.name] = t
+            self._removed.discard(t.name)
+        self._apply_tools()
+
+    def remove_tools(self, names: Iterable[str]) -> None:
+        for name in names:
+            self._added.pop(name, None)
+            self._removed.add(name)
+        self._apply_tools()
+
+    def provider_for(self, settings: Settings) -> Provider:
+        if self._fixed_provider is not None:
+            return self._fixed_provider
+        key = (
+            settings.api_key,
+            settings.auth_token,
+            settings.base_url,
+            settings.max_retries,
+            settings.timeout,
+        )
+        if self._provider is None or key != self._provider_key:
+            from .providers.anthropic_api import AnthropicProvider
+
+            close = getattr(self._provider, "close", None)
+            if close is not None:
+                close()
+            self._provider = AnthropicProvider(
+                api_key=settings.api_key,
+                auth_token=settings.auth_token,
+                base_url=settings.base_url,
+                max_retries=settings.max_retries,
+                timeout=settings.timeout,
+            )
+            self._provider_key = key
+        return self._provider
+
+    # -- turns ----------------------------------------------------------------
+
+    def stream(
+        self,
+        prompt: str | list[dict[str, Any]],
+        *,
+        execute_tools: bool = True,
+        approve: ApproveCallable | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        owner: int | None = None,
+    ) -> TurnStream:
+        """A new turn with `prompt`; its settings are resolved when it starts."""
+
+        def body() -> Generator[Event, None, None]:
+            self._abandon_suspended_run()
+            turn, notices = self._new_turn(overrides, approve)
+            blocks = [{"type": "text", "text": prompt}] if isinstance(prompt, str) else list(prompt)
+            append_user_content(self.history, blocks)
+            run = self._run = Run(execute_tools=execute_tools)
+            yield TurnStart(prompt if isinstance(prompt, str) else "")
+            yield from notices
+            yield from self._drive(turn, run)
+
+        return TurnStream(self, body, owner or threading.get_ident())
+
+    def stream_resume(
+        self, decision: str, *, approve: ApproveCallable | None = None, owner: int | None = None
+    ) -> TurnStream:
+        """Answer the pending approval ("allow", "deny" or "always") and continue."""
+        if decision not in ("allow", "deny", "always"):
+            raise ValueError(f"decision must be 'allow', 'deny' or 'always', got {decision!r}")
+
+        def body() -> Generator[Event, None, None]:
+            run, turn = self._run, self._turn_ctx
+            if (
+                run is None
+                or turn is None
+                or run.stop_reason != AWAITING_APPROVAL
+                or run.pending_approval is None
+            ):
+                raise NoPendingTurnError("no tool call is waiting for approval")
+            run.decisions[run.pending_approval.id] = decision
+            turn.approve = approve if approve is not None else self.approve
+            yield from self._drive(turn, run)
+
+        return TurnStream(self, body, owner or threading.get_ident())
+
+    def stream_submit_tool_results(
+        self, results: Mapping[str, ToolOutput], *, owner: int | None = None
+    ) -> TurnStream:
+        def body() -> Generator[Event, None, None]:
+            run, turn = self._run, self._turn_ctx
+            if run is None or turn is None or run.stop_reason != AWAITING_TOOL_RESULTS:
+                raise NoPendingTurnError("no tool calls are waiting for results")
+            pending = {c.id for c in unanswered_tool_calls(self.history)}
+            for call_id, output in results.items():
+                if call_id not in pending:
+                    raise ValueError(f"no pending tool call has id {call_id!r}")
+                run.results[call_id] = output
+            missing = pending - set(run.results)
+            if missing:
+                raise ValueError(f"results missing for tool calls: {', '.join(sorted(missing))}")
+            yield from self._drive(turn, run)
+
+        return TurnStream(self, body, owner or threading.get_ident())
+
+    @property
+    def pending_approval(self) -> ToolCall | None:
+        run = self._run
+        return run.pending_approval if run and run.stop_reason == AWAITING_APPROVAL else None
+
+    @property
+    def awaiting_tool_results(self) -> bool:
+        run = self._run
+        return run is not None and run.stop_reason == AWAITING_TOOL_RESULTS
+
+    def stop(self) -> None:
+        """Ask the running turn to stop at the next event (thread-safe)."""
+        self.stop_requested.set()
+
+    def reset(self, timeout: float = RESET_TIMEOUT) -> None:
+        """Forget the conversation, usage totals and 'always' answers.
+
+        A running turn is stopped first and waited for, so it ends with a valid
+        history before the history is dropped (a reset never races a turn).
+        """
+        self.wait_idle(timeout, stop=True)
+        self.history = []
+        self.usage = Usage()
+        self._run = None
+        self._turn_ctx = None
+        self.always_allowed.clear()
+
+    def wait_idle(self, timeout: float, *, stop: bool) -> None:
+        active = self._active
+        if active is None:
+            return
+        if active.owner == threading.get_ident():
+            if active.running:
+                raise AgentBusyError("a turn cannot reset its own session while it runs")
+            active.close()  # abandoned by this thread's consumer
+            return
+        deadline = time.monotonic() + timeout
+        while self._active is not None:
+            if stop:
+                self.stop_requested.set()  # again: a turn clears it when it (re)starts
+            for hook in list(self.wait_hooks):
+                hook()
+            if time.monotonic() > deadline:
+                raise AgentBusyError(
+                    f"the running turn did not stop within {timeout:.0f} s; try again"
+                )
+            time.sleep(0.02)
+
+    # -- internals ------------------------------------------------------------
+
+    def _turn(
+        self, me: TurnStream, body: Callable[[], Generator[Event, None, None]]
+    ) -> Generator[Event, None, None]:
+        """Run `body` as the session's one turn (claimed at the first `next`)."""
+        abandoned = None
+        with self._state:
+            active = self._active
+            if active is not None:
+                if active.owner == me.owner and not active.running:
+                    abandoned = active
+                else:
+                    raise AgentBusyError("a turn is already running in this session")
+            self._active = me
+        if abandoned is not None:
+            abandoned.close()  # its history is made valid before ours starts
+            self._active = me
+        try:
+            yield from body()
+        finally:
+            with self._state:
+                if self._active is me:
+                    self._active = None
+
+    def _new_turn(
+        self, overrides: Mapping[str, Any] | None, approve: ApproveCallable | None
+    ) -> tuple[Turn, list[Notice]]:
+        from .request import build_request, plan_request
+
+        settings = self.settings = self.resolve(overrides)
+        notices: list[Notice] = []
+        if self._build(settings) and self.history:
+            notices.append(
+                Notice(
+                    "The workspace, tools or system prompt changed: they were rebuilt, "
+                    "and the prompt cache starts over.",
+                    "info",
+                )
+            )
+        plan = plan_request(settings)
+        notices += [Notice(text, "warning") for text in plan.notices]
+        self.tool_runner.max_output_chars = settings.max_tool_output_chars
+        provider = self.provider_for(settings)
+        needs_key = self._fixed_provider is None
+        policy = PermissionPolicy(settings.permission_mode)
+        policy.always_allowed = self.always_allowed
+        system = self._system
+        tools = self.tool_runner
+
+        def request(final: bool) -> dict[str, Any]:
+            if needs_key and not (settings.api_key or settings.auth_token):
+                raise ConfigError(missing_key_message())
+            return build_request(
+                plan,
+                system=system,
+                messages=self.history,
+                tools=tools.params(),
+                prompt_caching=settings.prompt_caching,
+                final=final,
+            )
+
+        turn = Turn(
+            provider=provider,
+            tools=tools,
+            policy=policy,
+            history=self.history,
+            settings=settings,
+            build_request=request,
+            record_usage=self._record_usage,
+            approve=approve if approve is not None else self.approve,
+            stop_requested=self.stop_requested,
+            notices=self.notices,
+        )
+        self._turn_ctx = turn
+        return turn, notices
+
+    def _record_usage(self, message: Any) -> Usage:
+        from .models import cost_usd
+
+        u = message.usage
+        model = getattr(message, "model", None) or self.settings.model
+        counts: dict[str, int] = {
+            "input_tokens": u.input_tokens or 0,
+            "output_tokens": u.output_tokens or 0,
+            "cache_creation_input_tokens": getattr(u, "cache_creation_input_tokens", 0) or 0,
+            "cache_read_input_tokens": getattr(u, "cache_read_input_tokens", 0) or 0,
+        }
+        usage = Usage(**counts, cost_usd=cost_usd(model, **counts), model=model)  # type: ignore[arg-type]
+        self.usage = self.usage + usage
+        return usage
+
+    def _drive(self, turn: Turn, run: Run) -> Generator[Event, None, None]:
+        self.last_run = run
+        yield from drive(turn, run)
+        if not run.suspended:
+            self._run = None
+
+    def _abandon_suspended_run(self) -> None:
+        """A new prompt while a turn waits: answer its open calls so history stays valid."""
+        run = self._run
+        if run is None:
+            return
+        calls = unanswered_tool_calls(self.history)
+        if calls:
+            blocks = []
+            for call in calls:
+                output = run.results.pop(call.id, None) or ToolOutput(
+                    "not run: the user sent a new message instead of answering", is_error=True
+                )
+                blocks.append(tool_result_block(call.id, output))
+            append_user_content(self.history, blocks)
+        self._run = None
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """A copy of the history that later turns do not change."""
+        return copy.deepcopy(self.history)
