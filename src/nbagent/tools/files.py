@@ -619,7 +619,9 @@ def _read_head(fd: int, given: str, budget: int) -> _Head:
 def _read_file_notice(given: str, head: _Head, limit: int) -> str:
     where = f"'{given}' has {head.total_lines:,} lines ({head.size:,} bytes)"
     if head.lines == 0:
-        first = f"[Clipped: line 1 is longer than {limit:,} characters and this is its start; {where}."
+        first = (
+            f"[Clipped: line 1 is longer than {limit:,} characters and this is its start; {where}."
+        )
         if head.total_lines < 2:
             return f"\n{first}]"
         end = min(head.total_lines, 1 + 200)

@@ -67,10 +67,12 @@ class Location:
     dir_fd: int
     name: str
     parts: tuple[str, ...]
+    absolute: bool = False  # parts start at "/", not at the workspace root
 
     @property
     def display(self) -> str:
-        return "/".join(self.parts) or "."
+        joined = "/".join(self.parts)
+        return "/" + joined if self.absolute else joined or "."
 
 
 class Workspace:
@@ -264,7 +266,7 @@ class _Walk:
             if all(rest in ("", ".") for rest in pending):  # the last component
                 target = self._readlink(name) if follow_last else None
                 if target is None:
-                    return Location(self.stack[-1], name, (*self.names, name))
+                    return self._location(self.stack[-1], name)
                 self._follow(target, pending)
                 continue
             fd = self._open_dir(name, create_parents)
@@ -279,9 +281,11 @@ class _Walk:
         # The path ends at a directory on the stack (the root itself, or after "..").
         if len(self.stack) > 1:
             os.close(self.stack.pop())
-            name = self.names.pop()
-            return Location(self.stack[-1], name, (*self.names, name))
-        return Location(self.stack[-1], ".", ())
+            return self._location(self.stack[-1], self.names.pop())
+        return Location(self.stack[-1], ".", (), self.ws.allow_outside)
+
+    def _location(self, dir_fd: int, name: str) -> Location:
+        return Location(dir_fd, name, (*self.names, name), self.ws.allow_outside)
 
     def _start(self) -> list[str]:
         path = os.path.expanduser(self.given)
