@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ...errors import AgentBusyError, NBAgentError
+from ...errors import NBAgentError, NoPendingTurnError
 from ...events import Event
+from ...pump import pump
 from .main_thread import MainThreadCalls
 
 if TYPE_CHECKING:
@@ -131,6 +132,14 @@ class TurnWorker:
 
         return self.calls.run(call)
 
+    def _forward_stop(self) -> None:
+        if self._stop.is_set():
+            self.session.agent.stop()  # again: a Stop before the loop started was cleared
+
+    def _run_pending_here(self) -> None:
+        if threading.current_thread() is self.calls.thread:
+            self.calls.run_pending()
+
     def _run(
         self,
         make_events: Callable[[], Iterator[Event]],
@@ -148,21 +157,18 @@ class TurnWorker:
             # acts on calls from this worker: a %%agent cell's tools run untouched.
             saved_dispatch = runner.main_thread_dispatch
             runner.main_thread_dispatch = self.dispatch
-            events = make_events()
-            with contextlib.closing(events):  # type: ignore[type-var]
-                for event in events:
-                    if self._stop.is_set():
-                        agent.stop()  # again: a Stop before the loop started was cleared
-                    try:
-                        on_event(event)
-                    except Exception:  # keep consuming: the loop keeps the history valid
-                        log.exception("the chat panel failed to show an event")
-        except AgentBusyError:
-            error = BUSY_MESSAGE
-            with contextlib.suppress(Exception):
-                on_busy()
-        except NBAgentError as exc:
-            error = one_line(exc)
+            hooks = agent.session.wait_hooks
+            hooks.append(self._run_pending_here)  # a reset on the main thread waits for us
+            try:
+                result = pump(make_events(), on_event, before_event=self._forward_stop)
+            finally:
+                hooks.remove(self._run_pending_here)
+            if result.busy:
+                error = BUSY_MESSAGE
+                with contextlib.suppress(Exception):
+                    on_busy()
+            elif isinstance(result.error, NoPendingTurnError):
+                error = one_line(result.error)
         except Exception as exc:
             log.exception("chat panel turn failed")
             error = one_line(exc)
