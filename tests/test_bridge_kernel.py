@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
+from nbagent.transport.protocol import PROTOCOL_VERSION
 from jupyter_client import KernelManager
 
 STARTUP_TIMEOUT = 60
@@ -108,7 +110,7 @@ class FakeFrontend:
                 "comm_id": self.control_comm_id,
                 "target_name": "nbagent.control",
                 "data": {
-                    "v": 1,
+                    "v": PROTOCOL_VERSION,
                     "type": "register",
                     "client_id": self.client_id,
                     "path": path,
@@ -119,7 +121,7 @@ class FakeFrontend:
 
     def send_control(self, data: dict[str, Any]) -> None:
         self.send_on_subshell(
-            "comm_msg", {"comm_id": self.control_comm_id, "data": {"v": 1, **data}}
+            "comm_msg", {"comm_id": self.control_comm_id, "data": {"v": PROTOCOL_VERSION, **data}}
         )
 
     def next_request(self, timeout: float = 10) -> dict[str, Any]:
@@ -193,7 +195,7 @@ def frontend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeFrontend]
 def test_hello(frontend: FakeFrontend) -> None:
     hello = frontend.hello
     assert hello is not None
-    assert hello["v"] == 1 and hello["type"] == "hello"
+    assert hello["v"] == PROTOCOL_VERSION and hello["type"] == "hello"
     assert hello["nbagent"] and hello["subshells"] is True
     assert "kernel_id" in hello
 
@@ -325,8 +327,8 @@ def test_stop_and_approval_reach_the_busy_main_thread(frontend: FakeFrontend) ->
     assert reply["status"] == "ok", out
     got = json.loads(out.split("GOT ", 1)[1].rsplit(" ", 1)[0])
     assert got == [
-        {"v": 1, "type": "approval", "call_id": "toolu_1", "decision": "allow"},
-        {"v": 1, "type": "stop"},
+        {"v": PROTOCOL_VERSION, "type": "approval", "call_id": "toolu_1", "decision": "allow"},
+        {"v": PROTOCOL_VERSION, "type": "stop"},
     ]
     assert out.strip().endswith("True")
     # The control handler does not fire IPython's execute hooks on the subshell thread
@@ -357,14 +359,14 @@ def test_path_changed_and_events(frontend: FakeFrontend) -> None:
     assert "work/renamed.ipynb" in out
     assert event["content"]["comm_id"] == frontend.events_comm_id
     assert event["content"]["data"] == {
-        "v": 1,
+        "v": PROTOCOL_VERSION,
         "type": "agent_event",
         "turn_id": "turn-1",
         "source": "sidebar",
         "event": {"type": "text_delta", "text": "hi"},
     }
     assert state["content"]["data"] == {
-        "v": 1,
+        "v": PROTOCOL_VERSION,
         "type": "state",
         "busy": False,
         "usage": {"input_tokens": 3},

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import pytest
 
+from nbagent.redact import is_secret_name as _is_secret_name
 from nbagent.tools.base import Tool, ToolError
 from nbagent.tools.process import (
     Omission,
     ProcessResult,
-    _is_secret_name,
     format_process_result,
     run_process,
     scrubbed_env,

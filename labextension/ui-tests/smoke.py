@@ -494,7 +494,7 @@ def main() -> int:
             )
             run(
                 page,
-                'B._send({"v": 1, "type": "request", "id": "not-mine", "client_id": "someone-else", '
+                'B._send({"v": 2, "type": "request", "id": "not-mine", "client_id": "someone-else", '
                 '"op": "insert_cell", "args": {"source": "wrong client", "after_cell_id": None}})\n'
                 "_time.sleep(1)",
             )
@@ -537,7 +537,7 @@ def main() -> int:
             answer = json.loads(bg_result(page, "turn1").strip().splitlines()[-1])
             checks.check(
                 "approval click reaches the busy kernel",
-                answer == {"v": 1, "type": "approval", "call_id": "call-1", "decision": "allow"},
+                answer == {"v": 2, "type": "approval", "call_id": "call-1", "decision": "allow"},
                 answer,
             )
             sidebar = "#jp-nbagent-sidebar "
@@ -578,7 +578,7 @@ def main() -> int:
             stop_msg = json.loads(bg_result(page, "turn2").strip().splitlines()[-1])
             checks.check(
                 "Stop sends {type: stop} to the busy kernel",
-                stop_msg == {"v": 1, "type": "stop"},
+                stop_msg == {"v": 2, "type": "stop"},
                 stop_msg,
             )
             page.wait_for_selector(sidebar + ".jp-nbagent-stop[disabled]")

@@ -58,6 +58,10 @@ class Settings:
     max_tool_output_chars: int
     prompt_caching: bool
     shell_timeout: float
+    sandbox: str
+    sandbox_network: bool
+    secrets: list[str] | None
+    secret_files: list[str] | None
     headless_approval: str
     show_thinking: bool
     max_repr_chars: int

@@ -23,8 +23,10 @@ from .events import (
     Event,
     Notice,
     TextDelta,
+    ThinkingDelta,
     ToolCall,
     ToolCallEvent,
+    ToolInputDelta,
     ToolOutput,
     ToolResultEvent,
     TurnEnd,
@@ -37,6 +39,7 @@ from .history import (
     tool_result_block,
     unanswered_tool_calls,
 )
+from .redact import Redactor, StreamRedactor, current_redactor
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -157,6 +160,9 @@ def _advance(turn: Turn, run: Run) -> Generator[Event, None, None]:
         params = turn.build_request(final)
         run.partial_text = []
         stream = turn.provider.stream(params)
+        # Known secrets never reach a surface, even split across chunks.
+        redactor = current_redactor()
+        text_out, thinking_out = StreamRedactor(redactor), StreamRedactor(redactor)
         while True:
             try:
                 event = next(stream)
@@ -164,18 +170,29 @@ def _advance(turn: Turn, run: Run) -> Generator[Event, None, None]:
                 message = stop.value
                 break
             if isinstance(event, TextDelta):
+                event = TextDelta(text_out.feed(event.text))
                 run.partial_text.append(event.text)
-            yield event
+            elif isinstance(event, ThinkingDelta):
+                event = ThinkingDelta(thinking_out.feed(event.text))
+            else:
+                yield from _flush(text_out, thinking_out, run)
+                if isinstance(event, ToolInputDelta):
+                    event = ToolInputDelta(event.id, redactor.redact(event.partial_json))
+            if getattr(event, "text", None) != "":
+                yield event
             if turn.stop_requested.is_set():
                 stream.close()  # leaves the SDK's `with` block: the HTTP response is closed
                 raise KeyboardInterrupt
+        yield from _flush(text_out, thinking_out, run)
         run.partial_text = []
 
         usage = turn.record_usage(message)
         run.usage = run.usage + usage
         yield usage
 
-        content = [block_to_param(b) for b in message.content]
+        # Text the model wrote is kept redacted; thinking keeps its signed text, and
+        # tool inputs stay as sent, since the tools need them.
+        content = [_redact_text_block(block_to_param(b), redactor) for b in message.content]
         if content:
             turn.history.append({"role": "assistant", "content": content})
         text = text_of({"content": content})
@@ -187,7 +204,7 @@ def _advance(turn: Turn, run: Run) -> Generator[Event, None, None]:
         if stop_reason == "tool_use" and calls and not final:
             for call in calls:
                 run.tool_calls.append(call)
-                yield ToolCallEvent(call)
+                yield ToolCallEvent(shown(call))
             continue
         if stop_reason == "pause_turn":
             # A server tool paused a long turn: sending the history back resumes it.
@@ -202,6 +219,29 @@ def _advance(turn: Turn, run: Run) -> Generator[Event, None, None]:
         run.stop_reason = "max_turns" if final else stop_reason
         yield TurnEnd(run.stop_reason, notice.text if notice else "")
         return
+
+
+def _flush(
+    text_out: StreamRedactor, thinking_out: StreamRedactor, run: Run
+) -> Generator[Event, None, None]:
+    """What the stream redactors held back, before any other event."""
+    text, thinking = text_out.flush(), thinking_out.flush()
+    if thinking:
+        yield ThinkingDelta(thinking)
+    if text:
+        run.partial_text.append(text)
+        yield TextDelta(text)
+
+
+def _redact_text_block(block: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    if block.get("type") == "text" and isinstance(block.get("text"), str):
+        return {**block, "text": redactor.redact(block["text"])}
+    return block
+
+
+def shown(call: ToolCall) -> ToolCall:
+    """A tool call as surfaces show it: known secrets in its input redacted."""
+    return ToolCall(call.id, call.name, current_redactor().redact_obj(call.input))
 
 
 def _partial_usage(turn: Turn, run: Run) -> Generator[Usage, None, None]:
@@ -225,12 +265,12 @@ def _check_permissions(
         if verdict == "ask":
             decision = run.decisions.pop(call.id, None)
             if decision is None and turn.approve is not None:
-                yield ApprovalRequest(call, category)
+                yield ApprovalRequest(shown(call), category)
                 decision = turn.approve(call)
             if decision is None:
                 run.pending_approval = call
                 run.stop_reason = AWAITING_APPROVAL
-                yield ApprovalRequest(call, category)
+                yield ApprovalRequest(shown(call), category)
                 yield TurnEnd(AWAITING_APPROVAL, f"Waiting for approval of {call.name}.")
                 return None
             if decision == "always":
@@ -240,7 +280,7 @@ def _check_permissions(
             output = ToolOutput(turn.policy.refusal(call.name, category), is_error=True)  # type: ignore[arg-type]
             output = ToolOutput(output.content, True, "denied")
             run.results[call.id] = output
-            yield ToolResultEvent(call, output)
+            yield ToolResultEvent(shown(call), output)
         else:
             approved.append(call)
     return approved
@@ -250,7 +290,7 @@ def _execute(turn: Turn, run: Run, calls: list[ToolCall]) -> Generator[Event, No
     for call, output, elapsed in turn.tools.run(calls):
         run.results[call.id] = output
         yield from turn.drain_notices()
-        yield ToolResultEvent(call, output, elapsed)
+        yield ToolResultEvent(shown(call), output, elapsed)
         if turn.stop_requested.is_set():
             raise KeyboardInterrupt
 
@@ -307,7 +347,13 @@ def _is_api_or_config_error(exc: BaseException) -> bool:
 
 
 def describe_error(exc: BaseException) -> str:
-    """One line a user can act on."""
+    """One line a user can act on, with known secrets redacted."""
+    from .redact import redact
+
+    return redact(_describe_error(exc))
+
+
+def _describe_error(exc: BaseException) -> str:
     if isinstance(exc, ConfigError):
         return str(exc)
     import anthropic

@@ -164,6 +164,39 @@ OPTIONS: tuple[Option, ...] = (
         minimum=0,
     ),
     Option(
+        "sandbox",
+        str,
+        "auto",
+        "Run shell and Python subprocesses in a bubblewrap sandbox: auto (where bwrap "
+        "works), on (required) or off.",
+        env="NBAGENT_SANDBOX",
+        choices=("auto", "on", "off"),
+        where=frozenset({CLI}),
+    ),
+    Option(
+        "sandbox_network",
+        bool,
+        True,
+        "Let sandboxed subprocesses reach the network (false cuts it; needs the sandbox).",
+        env="NBAGENT_SANDBOX_NETWORK",
+    ),
+    Option(
+        "secrets",
+        list,
+        None,
+        "More secret values to redact from everything the model, the logs and saved "
+        "files see (besides secret-named variables in the environment and .env).",
+        env="NBAGENT_SECRETS",
+    ),
+    Option(
+        "secret_files",
+        list,
+        None,
+        "File-name patterns the file tools never read, write or delete "
+        "(default: .env, .env.*, *.pem, *.key, id_rsa*, .netrc, credentials*, ...).",
+        env="NBAGENT_SECRET_FILES",
+    ),
+    Option(
         "headless_approval",
         str,
         "deny",
@@ -204,7 +237,15 @@ TURN_OPTIONS = tuple(o for o in OPTIONS if TURN in o.where)
 CLI_OPTIONS = tuple(o for o in OPTIONS if CLI in o.where)
 
 # Changing one of these rebuilds the tools or the system prompt: the prompt cache restarts.
-REBUILDS = ("workspace", "system_prompt", "shell_timeout", "max_tool_output_chars")
+REBUILDS = (
+    "workspace",
+    "system_prompt",
+    "shell_timeout",
+    "max_tool_output_chars",
+    "sandbox",
+    "sandbox_network",
+    "secret_files",
+)
 
 
 def option(name: str) -> Option:

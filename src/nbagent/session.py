@@ -25,6 +25,7 @@ from .history import append_user_content, tool_result_block, unanswered_tool_cal
 from .loop import AWAITING_APPROVAL, AWAITING_TOOL_RESULTS, Run, Turn, drive
 from .options import AGENT_OPTIONS, REBUILDS, option
 from .permissions import PermissionPolicy
+from .redact import redact_obj, redact_output
 from .providers.base import Provider
 from .tools.base import Tool
 from .tools.runner import ToolRunner
@@ -122,6 +123,9 @@ class Session:
         self._run: Run | None = None  # a suspended run (approval, manual tool results)
         self._turn_ctx: Turn | None = None
         self.last_run = Run()
+        from .redact import install_log_redaction
+
+        install_log_redaction()  # tool-call log lines never show a known secret
         self.settings = self.resolve()  # fails early on a bad setting
         self._build(self.settings)
 
@@ -169,11 +173,9 @@ class Session:
         elif self._toolset is not None:
             base = self._toolset(settings, self.workspace, self.notices.append)
         else:
-            from .tools.builtin import builtin_tools
+            from .tools.builtin import tools_for
 
-            base = builtin_tools(
-                self.workspace, self.notices.append, shell_timeout=settings.shell_timeout
-            )
+            base = tools_for(settings, self.workspace, self.notices.append)
         self._base_tools = base
         self._apply_tools(settings)
         return not first
@@ -244,7 +246,8 @@ class Session:
             self._abandon_suspended_run()
             turn, notices = self._new_turn(overrides, approve)
             blocks = [{"type": "text", "text": prompt}] if isinstance(prompt, str) else list(prompt)
-            append_user_content(self.history, blocks)
+            # A prompt can carry a secret ({var} interpolation, a pasted value).
+            append_user_content(self.history, redact_obj(blocks))
             run = self._run = Run(execute_tools=execute_tools)
             yield TurnStart(prompt if isinstance(prompt, str) else "")
             yield from notices
@@ -285,7 +288,7 @@ class Session:
             for call_id, output in results.items():
                 if call_id not in pending:
                     raise ValueError(f"no pending tool call has id {call_id!r}")
-                run.results[call_id] = output
+                run.results[call_id] = redact_output(output)
             missing = pending - set(run.results)
             if missing:
                 raise ValueError(f"results missing for tool calls: {', '.join(sorted(missing))}")
@@ -371,7 +374,10 @@ class Session:
     ) -> tuple[Turn, list[Notice]]:
         from .request import build_request, plan_request
 
+        from .redact import set_declared_secrets
+
         settings = self.settings = self.resolve(overrides)
+        set_declared_secrets(settings.secrets or ())
         notices: list[Notice] = []
         if self._build(settings) and self.history:
             notices.append(

@@ -75,9 +75,11 @@ def test_sidebar_conversation_with_approval_and_stop(
         re.compile("running|not run|fail|denied", re.I)
     )
     expect(first.locator(".jp-nbagent-turn-footer")).to_have_text(
-        "2,000 in · 400 out · $0.0200", timeout=10_000
+        "2,000 in (0% cached) · 400 out · $0.0200", timeout=10_000
     )
-    expect(sidebar.locator(".jp-nbagent-usage")).to_have_text("2,000 in · 400 out · $0.0200")
+    expect(sidebar.locator(".jp-nbagent-usage")).to_have_text(
+        "2,000 in (0% cached) · 400 out · $0.0200"
+    )
     assert tool_results(fake.last_body or {})[-1][1] is False
 
     # -- 2. a slow answer, stopped -------------------------------------------------------
@@ -106,12 +108,14 @@ def test_sidebar_conversation_with_approval_and_stop(
         "Still here: the third answer.", timeout=30_000
     )
     expect(third.locator(".jp-nbagent-turn-footer")).to_have_text(
-        re.compile(r"^[\d,]+ in · [\d,]+ out · \$0\.0\d{3}$"), timeout=10_000
+        re.compile(r"^[\d,]+ in \(\d+% cached\) · [\d,]+ out · \$0\.0\d{3}$"), timeout=10_000
     )
     expect(sidebar.locator(".jp-nbagent-send")).to_be_enabled(timeout=10_000)
     expect(turns).to_have_count(3)
     totals = sidebar.locator(".jp-nbagent-usage").text_content() or ""
-    match = re.fullmatch(r"([\d,]+) in · ([\d,]+) out · \$(\d+\.\d{4})", totals.strip())
+    match = re.fullmatch(
+        r"([\d,]+) in \(\d+% cached\) · ([\d,]+) out · \$(\d+\.\d{4})", totals.strip()
+    )
     assert match, totals
     assert int(match[1].replace(",", "")) >= 3000 and float(match[3]) >= 0.03, totals
 

@@ -82,12 +82,12 @@ class KernelSession:
     def _toolset(
         self, settings: Settings, workspace: Any, emit: Callable[[Notice], None]
     ) -> list[Any]:
-        from ..tools.builtin import builtin_tools
+        from ..tools.builtin import tools_for
         from .live import live_runner, live_tools
 
         tools = [
             t
-            for t in builtin_tools(workspace, emit, shell_timeout=settings.shell_timeout)
+            for t in tools_for(settings, workspace, emit)
             # run_python replaces the subprocess runner: the user's namespace is the point.
             if t.name != "execute_python_code"
         ]

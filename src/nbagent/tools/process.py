@@ -13,7 +13,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..redact import is_secret_name, url_passwords
 from . import reaper
 from . import sandbox as bwrap_sandbox
 from .sandbox import SandboxSetting, SandboxUnavailable
@@ -40,19 +40,6 @@ __all__ = [
 _BACKSTOP_SECONDS = 10.0
 # After SIGTERM, how long the wrapper gets to kill the tree before we kill its group.
 _STOP_SECONDS = 2.0
-
-# TODO(lead): replace with `nbagent.redact.is_secret_name` once redact.py lands; this
-# is the same broad rule: KEY, TOKEN, SECRET, PASSWORD, PASSWD, CREDENTIAL or PRIVATE
-# anywhere in the name, or AUTH as a whole word (not AUTHOR).
-_SECRET_PART = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE", re.IGNORECASE)
-_AUTH_WORD = re.compile(r"(?<![A-Za-z])AUTH(?![A-Za-z])", re.IGNORECASE)
-# scheme://user:password@host — a password in the userinfo part of a URL.
-_URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/?#@\s:]*:[^/?#@\s]+@")
-
-
-def _is_secret_name(name: str) -> bool:
-    return bool(_SECRET_PART.search(name) or _AUTH_WORD.search(name))
-
 
 @dataclass(frozen=True)
 class Omission:
@@ -87,7 +74,7 @@ def scrubbed_env() -> dict[str, str]:
     env = {
         name: value
         for name, value in os.environ.items()
-        if not _is_secret_name(name) and not _URL_PASSWORD.search(value)
+        if not is_secret_name(name) and not url_passwords(value)
     }
     # Inside a kernel, ipykernel sets the inline backend, which a child process
     # cannot use (matplotlib would fail to import it): let the child choose.
