@@ -22,7 +22,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from .. import __version__
+from .._version import __version__
 from ..agent import Agent, ApproveCallable
 from ..config import resolve
 from ..errors import ConfigError

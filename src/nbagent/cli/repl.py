@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
-from .. import __version__
+from .._version import __version__
 from ..agent import Agent, ApproveCallable
 from ..config import missing_key_message
 from ..errors import ConfigError

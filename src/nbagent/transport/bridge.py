@@ -95,7 +95,7 @@ class Bridge:
 
     def hello(self) -> dict[str, Any]:
         """The events comm's opening data: protocol version, kernel, nbagent, subshells."""
-        from .. import __version__
+        from .._version import __version__
 
         return {
             "v": PROTOCOL_VERSION,
