@@ -130,7 +130,7 @@ def notebook_tools(
         cell_id = doc.insert_cell(source, cell_type, after_cell_id)
         seen[(doc.path, cell_id)] = source_hash(source)
         where = f"after cell '{after_cell_id}'" if after_cell_id else "at the end of the notebook"
-        return f"Inserted {cell_type} cell '{cell_id}' {where}."
+        return _with_notice(doc, f"Inserted {cell_type} cell '{cell_id}' {where}.")
 
     @tool(category="write")
     def edit_cell(cell_id: str, source: str) -> str:
@@ -150,7 +150,7 @@ def notebook_tools(
         except NotebookConflict as exc:
             raise conflict(doc, cell_id, exc, "edited") from None
         seen[(doc.path, cell_id)] = source_hash(source)
-        return f"Edited cell '{cell_id}' ({_lines(source)})."
+        return _with_notice(doc, f"Edited cell '{cell_id}' ({_lines(source)}).")
 
     @tool(category="destructive")
     def delete_cell(cell_id: str) -> str:
@@ -169,7 +169,7 @@ def notebook_tools(
         except NotebookConflict as exc:
             raise conflict(doc, cell_id, exc, "deleted") from None
         seen.pop((doc.path, cell_id), None)
-        return f"Deleted cell '{cell_id}'."
+        return _with_notice(doc, f"Deleted cell '{cell_id}'.")
 
     tools = [read_notebook, insert_cell, edit_cell, delete_cell]
     if run_code is None:
@@ -290,6 +290,13 @@ def render_output(output: dict[str, Any], limit: int = 2000) -> str:
 
 def _join(value: Any) -> str:
     return "".join(value) if isinstance(value, list) else str(value)
+
+
+def _with_notice(doc: Any, text: str) -> str:
+    """`text`, plus what the write changed besides the cell (an old notebook saved as v4)."""
+    pop = getattr(doc, "pop_notice", None)
+    notice = pop() if pop is not None else None
+    return f"{text}\n{notice}" if notice else text
 
 
 def _lines(source: str) -> str:
