@@ -32,12 +32,7 @@ being asked. When you finish, answer concisely in Markdown."""
 
 # Connection settings: read from the environment and `.env`, never from IPython config
 # (a key does not belong in ipython_config.py).
-CONNECTION_ENV = (
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
-    "ANTHROPIC_BASE_URL",
-    "SYSTEM_PROMPT_FILE",
-)
+CONNECTION_ENV = ("ANTHROPIC_AUTH_TOKEN", "SYSTEM_PROMPT_FILE")
 ENV_NAMES = CONNECTION_ENV + tuple(o.env for o in OPTIONS if o.env)
 
 
@@ -62,13 +57,29 @@ class Settings:
     sandbox_network: bool
     secrets: list[str] | None
     secret_files: list[str] | None
+    api_key: str | None
+    base_url: str | None
+    tool_protocol: str
+    turn_budget_usd: float | None
+    session_budget_usd: float | None
+    compaction: str
+    compact_at: float
+    context_editing: bool
+    mcp_servers: dict[str, Any] | None
+    mcp_startup_timeout: float
+    mcp_call_timeout: float
+    undo_snapshot_mb: float
+    raise_on_error: str
+    restore: str
+    notebook: str | None
+    replay: str
+    replay_mismatch: str
+    record_max_mb: float
     headless_approval: str
     show_thinking: bool
     max_repr_chars: int
     update_interval: float
-    api_key: str | None = None
     auth_token: str | None = None
-    base_url: str | None = None
     system_prompt_file: Path | None = None
     env_file: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -140,9 +151,7 @@ def resolve(
     env_file = cwd / ".env"
     return Settings(
         **resolved,
-        api_key=values.get("ANTHROPIC_API_KEY"),
         auth_token=values.get("ANTHROPIC_AUTH_TOKEN"),
-        base_url=values.get("ANTHROPIC_BASE_URL"),
         system_prompt_file=(cwd / prompt_file) if prompt_file else None,
         env_file=env_file if env_file.is_file() else None,
         sources=sources,

@@ -54,6 +54,14 @@ class Option:
                 parsed = int(value)
             elif self.kind is float:
                 parsed = float(value)
+            elif self.kind is dict:
+                if isinstance(value, str):
+                    import json
+
+                    value = json.loads(value)
+                if not isinstance(value, dict):
+                    raise ValueError
+                parsed = dict(value)
             elif self.kind is list:
                 if isinstance(value, str):
                     parsed = [v.strip() for v in value.split(",") if v.strip()]
@@ -77,6 +85,7 @@ class Option:
 _BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False}
 _BOOLS.update({"no": False, "off": False})
 _KIND_NAMES = {
+    dict: "a JSON object",
     bool: "true or false",
     int: "a whole number",
     float: "a number",
@@ -195,6 +204,152 @@ OPTIONS: tuple[Option, ...] = (
         "File-name patterns the file tools never read, write or delete "
         "(default: .env, .env.*, *.pem, *.key, id_rsa*, .netrc, credentials*, ...).",
         env="NBAGENT_SECRET_FILES",
+    ),
+    Option(
+        "api_key",
+        str,
+        None,
+        "API key of the model's provider (Anthropic: ANTHROPIC_API_KEY).",
+        env="ANTHROPIC_API_KEY",
+    ),
+    Option(
+        "base_url",
+        str,
+        None,
+        "Endpoint of the model's provider: any Anthropic-compatible server for Claude.",
+        env="ANTHROPIC_BASE_URL",
+    ),
+    Option(
+        "tool_protocol",
+        str,
+        "auto",
+        "How tools reach the model: native tool calling, or xml (described in the system "
+        "prompt, calls parsed from the text) for models without it; auto picks per model.",
+        choices=("auto", "native", "xml"),
+        where=frozenset({CLI}),
+    ),
+    Option(
+        "turn_budget_usd",
+        float,
+        None,
+        "Stop a turn before a request would take its cost past this many US dollars.",
+        where=frozenset({TURN, CLI}),
+        flag="--budget",
+        minimum=0,
+    ),
+    Option(
+        "session_budget_usd",
+        float,
+        None,
+        "Stop before a request would take the session's cost past this many US dollars.",
+        where=frozenset({CLI}),
+        flag="--session-budget",
+        minimum=0,
+    ),
+    Option(
+        "compaction",
+        str,
+        "auto",
+        "Context management when the conversation nears the model's window: auto (server "
+        "where the model supports it, else client), server, client or off.",
+        choices=("auto", "server", "client", "off"),
+        env="NBAGENT_COMPACTION",
+    ),
+    Option(
+        "compact_at",
+        float,
+        0.8,
+        "Compact when the next request is estimated to fill this share of the window.",
+        minimum=0.1,
+    ),
+    Option(
+        "context_editing",
+        bool,
+        False,
+        "Clear old tool results server-side (rewrites the cached prefix, so off by default).",
+    ),
+    Option(
+        "mcp_servers",
+        dict,
+        None,
+        "MCP servers in the mcpServers shape ({name: {command, args, env} or {url, "
+        "headers}}); .mcp.json in the working directory adds more.",
+        env="NBAGENT_MCP_SERVERS",
+    ),
+    Option(
+        "mcp_startup_timeout",
+        float,
+        30.0,
+        "Seconds the first turn waits for MCP servers to start.",
+        minimum=0,
+    ),
+    Option(
+        "mcp_call_timeout",
+        float,
+        120.0,
+        "Seconds an MCP tool call may take before it returns an error.",
+        minimum=0,
+    ),
+    Option(
+        "undo_snapshot_mb",
+        float,
+        200.0,
+        "Largest copy of the user's variables kept per turn for %agent undo (MB).",
+        where=frozenset({KERNEL}),
+        minimum=0,
+    ),
+    Option(
+        "raise_on_error",
+        str,
+        "auto",
+        "Raise when a %%agent cell ends in an error: auto (in headless runs: nbconvert, "
+        "papermill, nbclient), always, or never.",
+        choices=("auto", "always", "never"),
+        where=frozenset({KERNEL}),
+    ),
+    Option(
+        "restore",
+        str,
+        "auto",
+        "After a kernel restart, continue the conversation saved in .nbagent/: auto, ask, or off.",
+        env="NBAGENT_RESTORE",
+        choices=("auto", "ask", "off"),
+        where=frozenset({KERNEL}),
+    ),
+    Option(
+        "notebook",
+        str,
+        None,
+        "The notebook this kernel runs (for .nbagent/ records when the frontend cannot say: "
+        "papermill, nbclient).",
+        env="NBAGENT_NOTEBOOK",
+        where=frozenset({KERNEL}),
+    ),
+    Option(
+        "replay",
+        str,
+        "auto",
+        "Replay recorded model responses: auto (in headless runs), off, or force.",
+        env="NBAGENT_REPLAY",
+        choices=("auto", "off", "force"),
+        where=frozenset({KERNEL}),
+    ),
+    Option(
+        "replay_mismatch",
+        str,
+        "stop",
+        "When a replayed tool result differs from its recording: stop with an error, or "
+        "continue live from there.",
+        choices=("stop", "live"),
+        where=frozenset({KERNEL}),
+    ),
+    Option(
+        "record_max_mb",
+        float,
+        200.0,
+        "Size cap of the .nbagent/ folder beside a notebook (oldest records go first).",
+        where=frozenset({KERNEL}),
+        minimum=1,
     ),
     Option(
         "headless_approval",

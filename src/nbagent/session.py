@@ -25,8 +25,8 @@ from .history import append_user_content, tool_result_block, unanswered_tool_cal
 from .loop import AWAITING_APPROVAL, AWAITING_TOOL_RESULTS, Run, Turn, drive
 from .options import AGENT_OPTIONS, REBUILDS, option
 from .permissions import PermissionPolicy
-from .redact import redact_obj, redact_output
 from .providers.base import Provider
+from .redact import redact_obj, redact_output
 from .tools.base import Tool
 from .tools.runner import ToolRunner
 
@@ -372,9 +372,8 @@ class Session:
     def _new_turn(
         self, overrides: Mapping[str, Any] | None, approve: ApproveCallable | None
     ) -> tuple[Turn, list[Notice]]:
-        from .request import build_request, plan_request
-
         from .redact import set_declared_secrets
+        from .request import build_request, plan_request
 
         settings = self.settings = self.resolve(overrides)
         set_declared_secrets(settings.secrets or ())

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitType, Unicode
+from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, List, TraitType, Unicode
 from traitlets.config import Configurable
 
 from ..options import OPTIONS, Option
@@ -33,6 +33,7 @@ def _trait(opt: Option) -> TraitType[Any, Any]:
         float: Float,
         str: Unicode,
         list: List,
+        dict: Dict,
     }
     return kind[opt.kind](**kwargs).tag(config=True)
 
