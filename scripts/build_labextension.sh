@@ -9,6 +9,7 @@
 #   PYTHON                    the Python whose JupyterLab to build against (default: python3,
 #                             else python; install.sh runs this with its virtualenv active)
 #   YARN_NPM_REGISTRY_SERVER  registry for jlpm (default: `npm config get registry`)
+#   YARN_CA_FILE_PATH         CA bundle for jlpm (default: `npm config get cafile`)
 #   NBAGENT_LAB_DEV=1         development build (source maps, no minification)
 set -euo pipefail
 
@@ -21,11 +22,24 @@ if ! command -v node >/dev/null 2>&1; then
   exit 1
 fi
 
-# jlpm (yarn berry) does not read npm's config; point it at the registry npm uses.
-if [ -z "${YARN_NPM_REGISTRY_SERVER:-}" ] && command -v npm >/dev/null 2>&1; then
-  registry="$(npm config get registry 2>/dev/null || true)"
-  if [ -n "$registry" ] && [ "$registry" != "undefined" ]; then
-    export YARN_NPM_REGISTRY_SERVER="$registry"
+# jlpm (yarn berry) does not read npm's config; point it at the registry npm uses, and
+# trust the certificate authorities npm trusts (a proxy's own CA, say). Without the CA,
+# a machine whose yarn cache is cold fails with "self-signed certificate in chain".
+npm_setting() {
+  local value
+  value="$(npm config get "$1" 2>/dev/null || true)"
+  if [ "$value" != "undefined" ] && [ "$value" != "null" ]; then
+    printf '%s' "$value"
+  fi
+}
+if command -v npm >/dev/null 2>&1; then
+  if [ -z "${YARN_NPM_REGISTRY_SERVER:-}" ]; then
+    registry="$(npm_setting registry)"
+    [ -z "$registry" ] || export YARN_NPM_REGISTRY_SERVER="$registry"
+  fi
+  if [ -z "${YARN_CA_FILE_PATH:-}" ]; then
+    cafile="$(npm_setting cafile)"
+    [ -z "$cafile" ] || export YARN_CA_FILE_PATH="$cafile"
   fi
 fi
 export YARN_ENABLE_TELEMETRY=0
