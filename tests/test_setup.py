@@ -224,7 +224,7 @@ def test_readme_setup_command_on_a_fresh_clone(
     assert any("image/png" in o.get("data", {}) for o in plot.outputs)  # matplotlib too
     assert "West" in _cell_text(weekly)
     assert "West grew fastest." in _cell_text(question)
-    assert "Cost: $" in _cell_text(usage)
+    assert re.search(r"\$\d+\.\d\d", _cell_text(usage))  # a cost, whatever the wording
     assert any(
         "application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in chat.outputs
     )
