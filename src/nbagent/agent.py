@@ -36,6 +36,7 @@ class RunResult:
     pending_approval: ToolCall | None = None
     pending_tool_calls: list[ToolCall] = field(default_factory=list)
     error: str | None = None
+    raw: Any = None  # the last raw response of the provider's SDK (e.g. anthropic Message)
 
     @property
     def cost_usd(self) -> float | None:
@@ -322,6 +323,7 @@ class Agent:
             messages=self.session.snapshot(),
             pending_approval=run.pending_approval,
             pending_tool_calls=unanswered_tool_calls(self.messages) if awaiting else [],
+            raw=run.last_response.raw if run.last_response is not None else None,
         )
 
 

@@ -34,17 +34,17 @@ from .events import (
 )
 from .history import (
     append_user_content,
-    block_to_param,
     text_of,
     tool_result_block,
     unanswered_tool_calls,
 )
+from .providers.base import take_partial
 from .redact import Redactor, StreamRedactor, current_redactor
 
 if TYPE_CHECKING:
     from .config import Settings
     from .permissions import PermissionPolicy
-    from .providers.base import Provider
+    from .providers.base import ModelResponse, Provider
     from .tools.runner import ToolRunner
 
 AWAITING_APPROVAL = "awaiting_approval"
@@ -65,7 +65,7 @@ class Turn:
     history: list[dict[str, Any]]
     settings: Settings
     build_request: Callable[[bool], dict[str, Any]]  # final? -> messages.create params
-    record_usage: Callable[[Any], Usage]  # a response -> its Usage, added to the session's
+    record_usage: Callable[[ModelResponse], Usage]  # its Usage, added to the session's
     approve: Callable[[ToolCall], str] | None = None
     stop_requested: threading.Event = field(default_factory=threading.Event)
     notices: deque[Notice] = field(default_factory=deque)
@@ -90,6 +90,7 @@ class Run:
     pending_approval: ToolCall | None = None
     error: BaseException | None = None
     partial_text: list[str] = field(default_factory=list)
+    last_response: ModelResponse | None = None  # the latest model response (RunResult.raw)
 
     @property
     def suspended(self) -> bool:
@@ -192,7 +193,7 @@ def _advance(turn: Turn, run: Run) -> Generator[Event, None, None]:
 
         # Text the model wrote is kept redacted; thinking keeps its signed text, and
         # tool inputs stay as sent, since the tools need them.
-        content = [_redact_text_block(block_to_param(b), redactor) for b in message.content]
+        content = [_redact_text_block(b, redactor) for b in message.content]
         if content:
             turn.history.append({"role": "assistant", "content": content})
         text = text_of({"content": content})
@@ -200,6 +201,7 @@ def _advance(turn: Turn, run: Run) -> Generator[Event, None, None]:
             run.text = text
 
         stop_reason = message.stop_reason or "end_turn"
+        run.last_response = message
         calls = unanswered_tool_calls(turn.history)
         if stop_reason == "tool_use" and calls and not final:
             for call in calls:
@@ -246,8 +248,7 @@ def shown(call: ToolCall) -> ToolCall:
 
 def _partial_usage(turn: Turn, run: Run) -> Generator[Usage, None, None]:
     """Usage of a response cut short: the tokens it used are billed all the same."""
-    take = getattr(turn.provider, "take_partial", None)
-    message = take() if take is not None else None
+    message = take_partial(turn.provider)
     if message is not None:
         usage = turn.record_usage(message)
         run.usage = run.usage + usage
@@ -346,33 +347,50 @@ def _is_api_or_config_error(exc: BaseException) -> bool:
     return isinstance(exc, anthropic.APIError)
 
 
-def describe_error(exc: BaseException) -> str:
-    """One line a user can act on, with known secrets redacted."""
+def describe_error(exc: BaseException, model: str | None = None) -> str:
+    """One line a user can act on, naming the endpoint and model tried, with known
+    secrets redacted. `model` is used when the failed request does not carry one."""
     from .redact import redact
 
-    return redact(_describe_error(exc))
+    return redact(_describe_error(exc, model))
 
 
-def _describe_error(exc: BaseException) -> str:
+def _describe_error(exc: BaseException, model: str | None = None) -> str:
     if isinstance(exc, ConfigError):
         return str(exc)
     import anthropic
 
+    if not isinstance(exc, anthropic.APIError):
+        return f"{type(exc).__name__}: {exc}"
+    url, model = _endpoint(exc, model)
+    at = f"{url or 'the API'}{f' (model {model})' if model else ''}"
     if isinstance(exc, anthropic.AuthenticationError):
-        return "The API key was rejected (401): check ANTHROPIC_API_KEY."
+        return f"The API key was rejected (401) by {at}: check ANTHROPIC_API_KEY."
     if isinstance(exc, anthropic.NotFoundError):
-        return f"Not found (404): check the model name and ANTHROPIC_BASE_URL. {_api_message(exc)}"
+        return _sentences(
+            f"Not found (404) at {at}: {_api_message(exc)}",
+            "Check the model name and ANTHROPIC_BASE_URL",
+        )
     if isinstance(exc, anthropic.RateLimitError):
-        return f"Rate limited (429) after retries: wait and try again. {_api_message(exc)}"
+        return _sentences(
+            f"Rate limited (429) by {at} after retries: {_api_message(exc)}",
+            "Wait and try again",
+        )
     if isinstance(exc, anthropic.APIStatusError):
         if exc.status_code == 529:
-            return "The API is overloaded (529) after retries: try again shortly."
-        return f"API error {exc.status_code}: {_api_message(exc)}"
+            return f"The API at {at} is overloaded (529) after retries: try again shortly."
+        return _sentences(f"API error {exc.status_code}: {_api_message(exc)}", f"Sent to {at}")
     if isinstance(exc, anthropic.APITimeoutError):
-        return "The request timed out: try again, or raise the timeout."
+        return f"The request to {at} timed out: try again, or raise the timeout."
     if isinstance(exc, anthropic.APIConnectionError):
-        return f"Connection to the API failed or dropped: {exc}. The conversation is intact; try again."
-    return f"{type(exc).__name__}: {exc}"
+        reason = _connection_reason(exc)
+        if _never_connected(exc):
+            return _sentences(f"Could not connect to {at}: {reason}", "Check ANTHROPIC_BASE_URL")
+        return _sentences(
+            f"The connection to {at} failed: {reason}",
+            "The conversation is intact; try again",
+        )
+    return _sentences(f"{type(exc).__name__} from {at}: {_api_message(exc)}")
 
 
 def _api_message(exc: Any) -> str:
@@ -382,3 +400,55 @@ def _api_message(exc: Any) -> str:
         if isinstance(err, dict) and err.get("message"):
             return str(err["message"])
     return str(getattr(exc, "message", "") or exc)
+
+
+def _sentences(*parts: str) -> str:
+    """Parts joined as sentences, each ending in exactly one full stop."""
+    return " ".join(p.strip().rstrip(".").strip() + "." for p in parts if p.strip())
+
+
+def _endpoint(exc: Any, model: str | None) -> tuple[str, str | None]:
+    """The URL the failed request went to (without credentials or query) and its model."""
+    request = getattr(exc, "request", None)
+    url = ""
+    raw = str(getattr(request, "url", "") or "")
+    if "://" in raw:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(raw)
+        host = parts.netloc.rpartition("@")[2]  # never show user:password@
+        url = f"{parts.scheme}://{host}{parts.path or '/'}"
+    return url, _model_of(request) or model
+
+
+def _model_of(request: Any) -> str | None:
+    import json
+
+    try:
+        body = json.loads(request.content)
+    except Exception:  # no request, a streamed body, not JSON
+        return None
+    found = body.get("model") if isinstance(body, dict) else None
+    return found if isinstance(found, str) and found else None
+
+
+def _connection_reason(exc: BaseException) -> str:
+    """What the network layer said ("connection refused"), not the SDK's "Connection error."."""
+    import re
+
+    message = str(getattr(exc, "message", "") or "")
+    cause = exc.__cause__ or exc.__context__
+    if message and message != "Connection error.":
+        text = message  # nbagent's own words: a stream cut off, a malformed event
+    else:
+        text = str(cause).strip() if cause is not None else ""
+        if not text and cause is not None:
+            text = type(cause).__name__
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", text) or "the connection failed"
+    return text[0].lower() + text[1:]
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """The request never reached a server (refused, unknown host, unreachable)."""
+    cause = exc.__cause__ or exc.__context__
+    return type(cause).__name__ == "ConnectError"  # httpx's, whichever httpx the SDK uses

@@ -25,7 +25,7 @@ from .history import append_user_content, tool_result_block, unanswered_tool_cal
 from .loop import AWAITING_APPROVAL, AWAITING_TOOL_RESULTS, Run, Turn, drive
 from .options import AGENT_OPTIONS, REBUILDS, option
 from .permissions import PermissionPolicy
-from .providers.base import Provider
+from .providers.base import ModelResponse, Provider
 from .redact import redact_obj, redact_output
 from .tools.base import Tool
 from .tools.runner import ToolRunner
@@ -423,16 +423,15 @@ class Session:
         self._turn_ctx = turn
         return turn, notices
 
-    def _record_usage(self, message: Any) -> Usage:
+    def _record_usage(self, response: ModelResponse) -> Usage:
         from .models import cost_usd
 
-        u = message.usage
-        model = getattr(message, "model", None) or self.settings.model
+        model = response.model or self.settings.model
         counts: dict[str, int] = {
-            "input_tokens": u.input_tokens or 0,
-            "output_tokens": u.output_tokens or 0,
-            "cache_creation_input_tokens": getattr(u, "cache_creation_input_tokens", 0) or 0,
-            "cache_read_input_tokens": getattr(u, "cache_read_input_tokens", 0) or 0,
+            "input_tokens": response.input_tokens,
+            "output_tokens": response.output_tokens,
+            "cache_creation_input_tokens": response.cache_creation_input_tokens,
+            "cache_read_input_tokens": response.cache_read_input_tokens,
         }
         usage = Usage(**counts, cost_usd=cost_usd(model, **counts), model=model)  # type: ignore[arg-type]
         self.usage = self.usage + usage

@@ -6,10 +6,11 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from ..events import Event, TextDelta, ThinkingDelta, ToolCallStart, ToolInputDelta
+from ..history import block_to_param
+from .base import ModelResponse
 
 if TYPE_CHECKING:
     import anthropic
-    from anthropic.types import Message
 
 
 class AnthropicProvider:
@@ -32,7 +33,7 @@ class AnthropicProvider:
             "timeout": timeout,
         }
         self._client: anthropic.Anthropic | None = None
-        self._partial: Message | None = None
+        self._partial: ModelResponse | None = None
 
     @property
     def client(self) -> anthropic.Anthropic:
@@ -44,7 +45,7 @@ class AnthropicProvider:
             self._client = anthropic.Anthropic(**self._options)
         return self._client
 
-    def stream(self, params: dict[str, Any]) -> Generator[Event, None, Message]:
+    def stream(self, params: dict[str, Any]) -> Generator[Event, None, ModelResponse]:
         try:
             return (yield from self._stream(params))
         except _transport_errors() as exc:
@@ -54,25 +55,40 @@ class AnthropicProvider:
             import anthropic
 
             raise anthropic.APIConnectionError(
-                message=f"The response stream was cut off: {exc}", request=_request_of(exc)
+                message=f"The response stream was cut off: {exc}",
+                request=_request_of(exc, self._stand_in_request(params)),
             ) from exc
 
-    def _stream(self, params: dict[str, Any]) -> Generator[Event, None, Message]:
+    def _stand_in_request(self, params: dict[str, Any]) -> Any:
+        """What an error names when the HTTP library kept no request: endpoint and model."""
+        import httpx2
+
+        url = self.client.base_url.join("v1/messages")
+        return httpx2.Request("POST", str(url), json={"model": params.get("model")})
+
+    def _stream(self, params: dict[str, Any]) -> Generator[Event, None, ModelResponse]:
         self._partial = None
-        with self.client.messages.stream(**params) as stream:
+        params = dict(params)
+        betas = params.pop("betas", None)
+        if betas or "context_management" in params:
+            # Beta features (server-side compaction) go through the SDK's beta client.
+            manager: Any = self.client.beta.messages.stream(**params, betas=betas or [])
+        else:
+            manager = self.client.messages.stream(**params)
+        with manager as stream:
             try:
                 yield from _loop_events(stream)
             except BaseException:
                 # Interrupted or cut off: what was generated is still billed, so
                 # keep the snapshot for `take_partial`.
                 try:
-                    self._partial = stream.current_message_snapshot
+                    self._partial = to_response(stream.current_message_snapshot)
                 except Exception:  # no message_start yet: nothing was generated
                     self._partial = None
                 raise
-            return stream.get_final_message()
+            return to_response(stream.get_final_message())
 
-    def take_partial(self) -> Message | None:
+    def take_partial(self) -> ModelResponse | None:
         """The message so far of the last stream that failed (for its usage), once."""
         partial, self._partial = self._partial, None
         return partial
@@ -80,6 +96,21 @@ class AnthropicProvider:
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+
+
+def to_response(message: Any) -> ModelResponse:
+    """An SDK `Message` (or beta message) as the loop's provider-neutral response."""
+    u = message.usage
+    return ModelResponse(
+        content=[block_to_param(b) for b in message.content],
+        stop_reason=message.stop_reason or "end_turn",
+        model=getattr(message, "model", "") or "",
+        input_tokens=u.input_tokens or 0,
+        output_tokens=u.output_tokens or 0,
+        cache_creation_input_tokens=getattr(u, "cache_creation_input_tokens", 0) or 0,
+        cache_read_input_tokens=getattr(u, "cache_read_input_tokens", 0) or 0,
+        raw=message,
+    )
 
 
 # What the SDK raises when an event's data is not what the API sends: bad JSON
@@ -145,11 +176,13 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
-def _request_of(source: object) -> Any:
+def _request_of(source: object, stand_in: Any = None) -> Any:
     """The request of an HTTP error or response, or a stand-in when it has none."""
     try:
         return source.request  # type: ignore[attr-defined]
     except (AttributeError, RuntimeError):
+        if stand_in is not None:
+            return stand_in
         import httpx2
 
         return httpx2.Request("POST", "/v1/messages")
