@@ -15,3 +15,12 @@ class AgentBusyError(NBAgentError):
 
 class NoPendingTurnError(NBAgentError):
     """resume() or submit_tool_results() was called with nothing waiting."""
+
+
+class AgentCellError(NBAgentError):
+    """A `%%agent` cell ended in an error, raised so headless runs (nbconvert, papermill)
+    fail; `NBAgent.raise_on_error` decides when. Shown as one line, not a traceback:
+    the cell's output above it already says what happened."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython shows this instead of a traceback
+        return [f"{type(self).__name__}: {self}"]

@@ -69,6 +69,9 @@ class Turn:
     approve: Callable[[ToolCall], str] | None = None
     stop_requested: threading.Event = field(default_factory=threading.Event)
     notices: deque[Notice] = field(default_factory=deque)
+    # params, run -> why the request must not be sent (a budget), or None
+    over_budget: Callable[[dict[str, Any], Run], str | None] | None = None
+    budget_summary: Callable[[Run], str | None] | None = None
 
     def drain_notices(self) -> Generator[Notice, None, None]:
         while self.notices:
@@ -159,6 +162,14 @@ def _advance(turn: Turn, run: Run) -> Generator[Event, None, None]:
 
         final = run.rounds >= turn.settings.max_turns
         params = turn.build_request(final)
+        over = turn.over_budget(params, run) if turn.over_budget is not None else None
+        if over:
+            # Not sent: the history ends with the last results, a valid place to stop.
+            run.stop_reason = "budget"
+            yield Notice(over, "warning")
+            yield from _budget_note(turn, run)
+            yield TurnEnd("budget", over)
+            return
         run.partial_text = []
         stream = turn.provider.stream(params)
         # Known secrets never reach a surface, even split across chunks.
@@ -219,8 +230,16 @@ def _advance(turn: Turn, run: Run) -> Generator[Event, None, None]:
         if notice:
             yield notice
         run.stop_reason = "max_turns" if final else stop_reason
+        yield from _budget_note(turn, run)
         yield TurnEnd(run.stop_reason, notice.text if notice else "")
         return
+
+
+def _budget_note(turn: Turn, run: Run) -> Generator[Notice, None, None]:
+    """Spent against budget, shown with the turn's footer."""
+    text = turn.budget_summary(run) if turn.budget_summary is not None else None
+    if text:
+        yield Notice(text, "info")
 
 
 def _flush(

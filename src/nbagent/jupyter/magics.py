@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
@@ -14,6 +14,9 @@ from ..events import Event, ToolCall
 from ..options import TURN_OPTIONS
 from ..session import check_options
 from .settings import NBAgent
+
+if TYPE_CHECKING:
+    from ..pump import PumpResult
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,14 +83,14 @@ class AgentMagics(Magics):
             args = cell_parser().parse_args(shlex.split(line))
         except (SystemExit, ValueError) as exc:  # argparse exits; shlex raises on quotes
             if not isinstance(exc, SystemExit) or exc.code:
-                print(f"%%agent: {exc if isinstance(exc, ValueError) else 'bad options'}")
+                self._fail(f"%%agent: {exc if isinstance(exc, ValueError) else 'bad options'}")
             return
         overrides = {o.name: getattr(args, o.name) for o in TURN_OPTIONS}
         overrides = {k: v for k, v in overrides.items() if v is not None}
         try:
             check_options(overrides)
         except (NBAgentError, TypeError) as exc:
-            print(f"%%agent: {exc}")
+            self._fail(f"%%agent: {exc}")
             return
         if not cell.strip():
             print("%%agent: the cell is empty; write your request below the %%agent line.")
@@ -96,9 +99,27 @@ class AgentMagics(Magics):
             try:
                 self.session.reset()
             except NBAgentError as exc:
-                print(f"%%agent: {exc}")
+                self._fail(f"%%agent: {exc}")
                 return
         self._run_turn(cell, overrides=overrides, quiet=args.quiet)
+
+    def _fail(self, message: str, policy: str | None = None) -> None:
+        """Say what went wrong; then, per `raise_on_error` (headless runs by default),
+        raise so nbconvert, papermill and CI fail instead of passing silently."""
+        print(message)
+        from .headless import should_raise
+
+        assert self.shell is not None
+        if should_raise(policy or self._raise_policy(), self.shell):
+            from ..errors import AgentCellError
+
+            raise AgentCellError(message.removeprefix("%%agent: "))
+
+    def _raise_policy(self) -> str:
+        try:
+            return str(self.session.settings.raise_on_error)
+        except Exception:  # the settings themselves are broken: the trait, else the default
+            return str(getattr(self.options, "raise_on_error", None) or "auto")
 
     # -- %agent -------------------------------------------------------------
 
@@ -216,7 +237,7 @@ class AgentMagics(Magics):
                 raw_inputs=history.input_hist_raw if history is not None else None,
             )
         except NBAgentError as exc:
-            print(f"%%agent: {exc}")
+            self._fail(f"%%agent: {exc}")
             return
         broadcast = broadcaster(self.shell, source="cell")
         transcript = Transcript(show_thinking=settings.show_thinking and not quiet)
@@ -233,9 +254,21 @@ class AgentMagics(Magics):
             events = session.stream_turn(
                 text, overrides=overrides, approve=self._approver(handle, settings)
             )
-            pump(events, handle)
+            result = pump(events, handle)
         finally:
             session.on_display = None
+        self._raise_if_failed(result, settings.raise_on_error)
+
+    def _raise_if_failed(self, result: PumpResult, policy: str) -> None:
+        """After the output is shown: a failed turn raises where `raise_on_error` says."""
+        from .headless import should_raise, turn_failure
+
+        reason = turn_failure(result)
+        assert self.shell is not None
+        if reason is not None and should_raise(policy, self.shell):
+            from ..errors import AgentCellError
+
+            raise AgentCellError(reason)
 
     def _approver(self, handle: Any, settings: Any) -> Any:
         from IPython.core.error import StdinNotImplementedError

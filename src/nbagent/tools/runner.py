@@ -12,6 +12,7 @@ or executes runs alone, on the calling thread, in the order the model asked.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -104,14 +105,21 @@ class ToolRunner:
                 yield call, output, time.perf_counter() - start
 
 
+# Lines that label a section of a tool's output rather than say anything: run_python's
+# "[stdout]", "[display 2]", "[Out]" and the "(text/html)" marker of a rich output.
+_LABEL = re.compile(r"^(\[[\w ]+( \d+)?\]|\((text|application|image)/[\w.+-]+\))$")
+
+
 def summarize(output: ToolOutput, width: int = 100) -> str:
-    text = output.text().strip()
-    first = text.splitlines()[0] if text else ""
-    lines = text.count("\n") + 1 if text else 0
+    """One line for a tool's result: its first line of content (section labels skipped),
+    how many more lines there are, and how many images."""
+    lines = [ln.strip() for ln in output.text().splitlines()]
+    content = [ln for ln in lines if ln and not _LABEL.match(ln)]
+    first = content[0] if content else ""
     if len(first) > width:
         first = first[: width - 1] + "…"
-    extra = f" (+{lines - 1} lines)" if lines > 1 else ""
+    extra = f" (+{len(content) - 1} lines)" if len(content) > 1 else ""
     images = len(output.images())
     if images:
         extra += f" [{images} image{'s' if images > 1 else ''}]"
-    return first + extra
+    return (first + extra).strip()

@@ -17,6 +17,7 @@ from ...events import ToolOutput
 from ...render.format import human_size
 from ...tools.base import Tool, ToolError, tool
 from ...tools.clip import clip_text
+from ...tools.runner import summarize
 from .capture import capture, open_figures, render_new_figures
 from .describe import (
     describe_value,
@@ -101,17 +102,10 @@ def live_runner(
             outputs = cell_outputs(cap, displays, error)
             return ToolOutput(content, is_error=True, summary=one_line(error)), outputs
 
-        n_outputs = len(displays) + len(cap.results)
-        summary = ["ok"]
-        if cap.stdout:
-            summary.append(plural(cap.stdout.rstrip("\n").count("\n") + 1, "line") + " printed")
-        if n_outputs:
-            summary.append(plural(n_outputs, "output"))
-        if blocks.images:
-            summary.append(plural(blocks.images, "image"))
-        if cap.stderr:
-            summary.append("stderr")
-        output = ToolOutput(blocks.done(), summary=", ".join(summary))
+        output = ToolOutput(blocks.done())
+        # What the tool line shows: the first line the code printed or returned, not
+        # a status word (the line already says ok or error).
+        output = ToolOutput(output.content, summary=summarize(output))
         return output, cell_outputs(cap, displays, None)
 
     return run
