@@ -18,6 +18,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from .budget import Budget
 from .config import Settings, missing_key_message, resolve, resolve_system_prompt
 from .errors import AgentBusyError, ConfigError, NoPendingTurnError
 from .events import Event, Notice, ToolCall, ToolOutput, TurnStart, Usage
@@ -408,8 +409,22 @@ class Session:
                 final=final,
             )
 
+        budget = Budget(settings.turn_budget_usd, settings.session_budget_usd, settings.model)
+        unpriced = budget.unpriced_notice()
+        if unpriced:
+            notices.append(Notice(unpriced, "warning"))
+
+        def over_budget(params: dict[str, Any], run: Run) -> str | None:
+            return budget.refusal(params, run.usage.cost_usd, self.usage.cost_usd)
+
         turn = Turn(
             provider=provider,
+            over_budget=over_budget if budget.active else None,
+            budget_summary=(
+                (lambda run: budget.summary(run.usage.cost_usd, self.usage.cost_usd))
+                if budget.active
+                else None
+            ),
             tools=tools,
             policy=policy,
             history=self.history,
