@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from nbagent.config import ENV_NAMES
-from tests.fake_anthropic import FakeAnthropic, env_for, reply, tool_use
+from tests.fake_anthropic import FakeAnthropic, env_for, reply, text, thinking, tool_use
 from tests.helpers import assert_valid_history, result_text, tool_results
 from tests.kernel_helpers import Execution, LiveKernel
 
@@ -165,6 +165,18 @@ CHANGES: dict[str, tuple[str, str, Check, Check]] = {
         lambda b: "output_config" not in b,
         lambda b: b.get("output_config") == {"effort": "low"},
     ),
+    "thinking-off": (
+        "thinking",
+        "'off'",
+        lambda b: b.get("thinking") == DEFAULT_THINKING,
+        lambda b: "thinking" not in b,
+    ),
+    "thinking-omitted": (
+        "thinking",
+        "'omitted'",
+        lambda b: b.get("thinking") == DEFAULT_THINKING,
+        lambda b: b.get("thinking") == {"type": "adaptive", "display": "omitted"},
+    ),
     "effort-xhigh": (
         "effort",
         "'xhigh'",
@@ -212,6 +224,32 @@ def test_max_turns_from_config_holds_from_the_next_turn(kernel, server):
     assert "tool_choice" not in bodies[0]
     assert bodies[1]["tool_choice"] == {"type": "none"}, "after 1 round the model must answer"
     assert "Reached the limit of 1 tool rounds" in run.text()
+
+
+def test_show_thinking_from_config_holds_from_the_next_turn(kernel, server):
+    thought = "Looking at the columns before I answer"
+    server.enqueue(reply(thinking(thought), text("Shown.")))
+    assert thought in agent_cell(kernel, "think aloud").text()
+    config(kernel, "show_thinking = False")
+    server.enqueue(reply(thinking(thought), text("Hidden.")))
+    run = agent_cell(kernel, "think quietly")
+    assert "Hidden." in run.text() and thought not in run.text()
+    assert server.last_body["thinking"] == DEFAULT_THINKING, "hidden, not switched off"
+
+
+def test_workspace_from_config_rebuilds_the_tools_and_says_so_once(kernel, server, workdir):
+    (workdir / "sub").mkdir(exist_ok=True)
+    server.enqueue(write_file("top.txt"), "Made top.txt.")
+    agent_cell(kernel, "make top.txt")
+    assert (workdir / "top.txt").exists()
+
+    config(kernel, "workspace = 'sub'")
+    server.enqueue(write_file("inner.txt"), "Made inner.txt.")
+    run = agent_cell(kernel, "make inner.txt")
+    assert (workdir / "sub" / "inner.txt").exists() and not (workdir / "inner.txt").exists()
+    assert run.text().count("prompt cache starts over") == 1
+    server.enqueue("Nothing changed.")
+    assert "prompt cache" not in agent_cell(kernel, "anything new?").text()
 
 
 def test_config_and_a_cell_flag_in_one_turn(kernel, server):
