@@ -83,6 +83,7 @@ class Agent:
         config_source: ConfigSource | None = None,
         **options: Any,
     ) -> None:
+        tool_choice = options.pop("tool_choice", None)
         explicit = {
             "model": model,
             "workspace": str(workspace) if workspace is not None else None,
@@ -101,6 +102,7 @@ class Agent:
             env=env,
             approve=approve,
         )
+        self.session.tool_choice = tool_choice
 
     # -- what the session holds (read-only views) ---------------------------
 
@@ -213,18 +215,28 @@ class Agent:
 
     def stream(
         self,
-        prompt: str | list[dict[str, Any]],
+        prompt: str | list[dict[str, Any]] | None = None,
         *,
         execute_tools: bool = True,
         approve: ApproveCallable | None = None,
+        tool_choice: Any = None,
         **overrides: Any,
     ) -> TurnStream:
         """Start a turn with `prompt` and yield its events.
 
-        Keyword options (model=, max_turns=, permission_mode=, ...) apply to this turn only.
+        Keyword options (model=, max_turns=, permission_mode=, ...) apply to this turn only;
+        `tool_choice` is a Messages API dict or "auto", "any", "none" or a tool's name.
+        Without a prompt, it continues a turn whose pending tool calls all got results
+        through `execute(call)`.
         """
+        if prompt is None:
+            return self.session.stream_continue()
         return self.session.stream(
-            prompt, execute_tools=execute_tools, approve=approve, overrides=overrides
+            prompt,
+            execute_tools=execute_tools,
+            approve=approve,
+            overrides=overrides,
+            tool_choice=tool_choice,
         )
 
     def stream_resume(self, decision: str, *, approve: ApproveCallable | None = None) -> TurnStream:
@@ -242,19 +254,32 @@ class Agent:
         return self.session.stream_submit_tool_results(_normalize_results(results))
 
     def execute(self, call: ToolCall) -> ToolOutput:
-        """Run one tool call with the agent's tools (for manual execution)."""
-        return self.session.tool_runner.run_one(call)
+        """Run one tool call with the agent's tools (manual execution).
+
+        A call the turn is waiting for has its result recorded in the conversation:
+        once every pending call has one, `run()` with no prompt continues the turn.
+        """
+        output = self.session.tool_runner.run_one(call)
+        self.session.record_result(call.id, output)
+        return output
 
     # -- blocking API -------------------------------------------------------
 
     def run(
-        self, prompt: str | list[dict[str, Any]], *, execute_tools: bool = True, **overrides: Any
+        self,
+        prompt: str | list[dict[str, Any]] | None = None,
+        *,
+        execute_tools: bool = True,
+        tool_choice: Any = None,
+        **overrides: Any,
     ) -> RunResult:
         """Run a turn to its end (or suspension) and return the result.
 
         API errors raise the SDK's typed exception after the history is made valid.
         """
-        return self._collect(self.stream(prompt, execute_tools=execute_tools, **overrides))
+        return self._collect(
+            self.stream(prompt, execute_tools=execute_tools, tool_choice=tool_choice, **overrides)
+        )
 
     def resume(self, decision: str) -> RunResult:
         return self._collect(self.stream_resume(decision))

@@ -11,6 +11,7 @@ is already running", reset-while-running and abandoned streams are handled once.
 from __future__ import annotations
 
 import copy
+import re
 import threading
 import time
 from collections import deque
@@ -37,6 +38,39 @@ Toolset = Callable[[Settings, Any, Callable[[Notice], None]], list[Tool]]
 ConfigSource = Callable[[], Mapping[str, Any]]
 
 RESET_TIMEOUT = 30.0
+TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,128}")
+
+
+def normalize_tool_choice(choice: Any, tool_names: set[str]) -> dict[str, Any] | None:
+    """The Messages API's tool_choice from a dict or a short form: "auto", "any", "none"
+    or a tool's name."""
+    if choice is None or isinstance(choice, dict):
+        return choice
+    if choice in ("auto", "any", "none"):
+        return {"type": choice}
+    if isinstance(choice, str):
+        if choice not in tool_names:
+            raise ConfigError(f"tool_choice names no tool: {choice!r}")
+        return {"type": "tool", "name": choice}
+    raise ConfigError(
+        f"tool_choice must be a dict, 'auto', 'any', 'none' or a tool name: {choice!r}"
+    )
+
+
+def apply_tool_choice(
+    params: dict[str, Any], choice: dict[str, Any] | None, final: bool
+) -> dict[str, Any]:
+    """Put the caller's tool_choice in a request (the turn limit's final answer wins).
+
+    The API rejects a forced choice (any, or a named tool) together with thinking, so
+    those requests go without thinking.
+    """
+    if choice is None or final or "tools" not in params:
+        return params
+    params = {**params, "tool_choice": choice}
+    if choice.get("type") in ("any", "tool"):
+        params.pop("thinking", None)
+    return params
 
 
 def check_options(
@@ -99,6 +133,7 @@ class Session:
         self.config_source = config_source
         self.env = env
         self.approve = approve
+        self.tool_choice: Any = None  # the default for every turn (Agent(tool_choice=...))
         self._system_arg = system
         self._system_suffix = system_suffix
         self._fixed_tools = list(tools) if tools is not None else None
@@ -165,6 +200,8 @@ class Session:
             settings,
             Path.cwd(),
         )
+        if isinstance(system, list):  # a list of strings is a list of text blocks
+            system = [{"type": "text", "text": b} if isinstance(b, str) else b for b in system]
         if self._system_suffix:
             blocks = [{"type": "text", "text": system}] if isinstance(system, str) else list(system)
             system = [*blocks, {"type": "text", "text": self._system_suffix}]
@@ -193,7 +230,24 @@ class Session:
             self.tool_runner.max_output_chars = settings.max_tool_output_chars
 
     def add_tools(self, tools: Iterable[Tool]) -> None:
-        for t in tools:
+        """Add tools; a name already in use or one the API rejects is an error."""
+        new = list(tools)
+        for t in new:
+            if not isinstance(t, Tool):
+                raise TypeError(
+                    f"{t!r} is not a Tool: decorate it with @tool or use Tool.from_schema"
+                )
+        names = [t.name for t in new]
+        for t in new:
+            if not TOOL_NAME.fullmatch(t.name):
+                raise ValueError(
+                    f"invalid tool name {t.name!r}: use 1-128 letters, digits, '_' or '-'"
+                )
+            if t.name in self.tool_runner.tools or names.count(t.name) > 1:
+                raise ValueError(
+                    f"a tool named {t.name!r} already exists: remove_tools([{t.name!r}]) first"
+                )
+        for t in new:
             self._added[t.name] = t
             self._removed.discard(t.name)
         self._apply_tools()
@@ -240,12 +294,13 @@ class Session:
         approve: ApproveCallable | None = None,
         overrides: Mapping[str, Any] | None = None,
         owner: int | None = None,
+        tool_choice: Any = None,
     ) -> TurnStream:
         """A new turn with `prompt`; its settings are resolved when it starts."""
 
         def body() -> Generator[Event, None, None]:
             self._abandon_suspended_run()
-            turn, notices = self._new_turn(overrides, approve)
+            turn, notices = self._new_turn(overrides, approve, tool_choice)
             blocks = [{"type": "text", "text": prompt}] if isinstance(prompt, str) else list(prompt)
             # A prompt can carry a secret ({var} interpolation, a pasted value).
             append_user_content(self.history, redact_obj(blocks))
@@ -301,6 +356,20 @@ class Session:
     def pending_approval(self) -> ToolCall | None:
         run = self._run
         return run.pending_approval if run and run.stop_reason == AWAITING_APPROVAL else None
+
+    def record_result(self, call_id: str, output: ToolOutput) -> bool:
+        """Keep the result of a pending call run by hand (`Agent.execute`); True if kept."""
+        run = self._run
+        if run is None or run.stop_reason != AWAITING_TOOL_RESULTS:
+            return False
+        if call_id not in {c.id for c in unanswered_tool_calls(self.history)}:
+            return False
+        run.results[call_id] = redact_output(output)
+        return True
+
+    def stream_continue(self, *, owner: int | None = None) -> TurnStream:
+        """Continue a turn whose pending calls all have results (from `record_result`)."""
+        return self.stream_submit_tool_results({}, owner=owner)
 
     @property
     def awaiting_tool_results(self) -> bool:
@@ -371,7 +440,10 @@ class Session:
                     self._active = None
 
     def _new_turn(
-        self, overrides: Mapping[str, Any] | None, approve: ApproveCallable | None
+        self,
+        overrides: Mapping[str, Any] | None,
+        approve: ApproveCallable | None,
+        tool_choice: Any = None,
     ) -> tuple[Turn, list[Notice]]:
         from .redact import set_declared_secrets
         from .request import build_request, plan_request
@@ -396,11 +468,14 @@ class Session:
         policy.always_allowed = self.always_allowed
         system = self._system
         tools = self.tool_runner
+        choice = normalize_tool_choice(
+            tool_choice if tool_choice is not None else self.tool_choice, set(tools.tools)
+        )
 
         def request(final: bool) -> dict[str, Any]:
             if needs_key and not (settings.api_key or settings.auth_token):
                 raise ConfigError(missing_key_message())
-            return build_request(
+            params = build_request(
                 plan,
                 system=system,
                 messages=self.history,
@@ -408,6 +483,7 @@ class Session:
                 prompt_caching=settings.prompt_caching,
                 final=final,
             )
+            return apply_tool_choice(params, choice, final)
 
         budget = Budget(settings.turn_budget_usd, settings.session_budget_usd, settings.model)
         unpriced = budget.unpriced_notice()
