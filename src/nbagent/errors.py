@@ -24,3 +24,8 @@ class AgentCellError(NBAgentError):
 
     def _render_traceback_(self) -> list[str]:  # IPython shows this instead of a traceback
         return [f"{type(self).__name__}: {self}"]
+
+
+class ReplayMismatchError(NBAgentError):
+    """A replayed turn's tool result no longer matches its recording (nbagent.record):
+    the notebook's data or code changed, so the recorded answers may not hold."""
