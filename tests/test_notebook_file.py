@@ -480,8 +480,8 @@ def test_a_change_on_disk_during_a_write_is_not_lost(
 
 
 def test_current_document_fallbacks(nb_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from nbagent.transport.bridge import Client
     from nbagent.notebook import LiveNotebook, current_document
+    from nbagent.transport.bridge import Client
 
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     assert current_document(None, user_ns={}) is None
