@@ -278,3 +278,50 @@ def test_agent_config_says_what_the_next_turn_sends(kernel, server):
     shown = kernel.execute("%agent config").text()
     assert config_row(shown, "model") == "claude-opus-4-8"
     assert config_row(shown, "thinking (sent)") == "adaptive, display summarized", shown
+
+
+# --------------------------------------------------------------------------- reset vs. the panel
+
+PANEL_TURN = """\
+import nbagent
+_panel = nbagent.chat()
+_panel.send("a slow job")
+print(_panel.running)
+"""
+
+
+@pytest.mark.parametrize("how", ["%agent reset", "%%agent --new"])
+def test_reset_while_the_panels_turn_runs_python_in_the_kernel(kernel, server, how):
+    """The panel's run_python runs on the kernel's main thread (dispatched from its
+    worker); a reset typed in a cell meanwhile waits for the turn, then starts over."""
+    code = "import time\ntime.sleep(0.5)\npanel_step = 1"
+
+    def respond(body: dict[str, Any]) -> Any:
+        # By what is asked, not in order: where the reset lands decides which
+        # requests the panel's turn still makes.
+        last = body["messages"][-1]["content"]
+        if any("fresh question" in b.get("text", "") for b in last):
+            return "A fresh start."
+        if any(b.get("type") == "tool_result" for b in last):
+            return reply(text("x" * 600, chunk=5), delay=0.01)  # a slow answer
+        return reply(tool_use("run_python", {"code": code}))
+
+    server.responder = respond
+    started = kernel.execute(PANEL_TURN)
+    assert started.status == "ok" and started.text().strip() == "True", started.text()
+    if how == "%agent reset":
+        assert "Started a new conversation." in kernel.execute("%agent reset").text()
+        run = agent_cell(kernel, "fresh question")
+    else:
+        run = kernel.execute("%%agent --new\nfresh question")
+        assert run.status == "ok", run.error_text()
+    assert "A fresh start." in run.text() and "busy" not in run.text().lower(), run.text()
+    body = server.last_body
+    assert [m["role"] for m in body["messages"]] == ["user"]
+    assert body["messages"][0]["content"][0]["text"].strip() == "fresh question"
+    for request in server.requests:
+        assert_valid_history(request["body"]["messages"])
+    assert kernel.execute("print(_panel.wait(10), _panel.running)").text().split() == [
+        "True",
+        "False",
+    ]
