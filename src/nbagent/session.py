@@ -151,6 +151,13 @@ class Session:
         # Called while reset() waits for a running turn (the panel runs the main-thread
         # tool calls its worker waits for, which would otherwise deadlock).
         self.wait_hooks: list[Callable[[], None]] = []
+        # nbagent.record: wraps each turn's provider (recording, replay); called in
+        # _new_turn after provider_for. A wrapped provider with `needs_key = False`
+        # (a replay) turns off the missing-key check.
+        self.provider_wrapper: Callable[[Provider, Settings], Provider] | None = None
+        # nbagent.record: called when a turn completes (not when it suspends), also
+        # after an error, with the history valid (the conversation is saved here).
+        self.turn_end_hooks: list[Callable[[Session, Run], None]] = []
         self.tool_runner = ToolRunner([])
         self._built_key: tuple[Any, ...] | None = None
         self._system: str | list[dict[str, Any]] = ""
@@ -463,7 +470,9 @@ class Session:
         notices += [Notice(text, "warning") for text in plan.notices]
         self.tool_runner.max_output_chars = settings.max_tool_output_chars
         provider = self.provider_for(settings)
-        needs_key = self._fixed_provider is None
+        if self.provider_wrapper is not None:  # nbagent.record: recording and replay
+            provider = self.provider_wrapper(provider, settings)
+        needs_key = self._fixed_provider is None and getattr(provider, "needs_key", True)
         policy = PermissionPolicy(settings.permission_mode)
         policy.always_allowed = self.always_allowed
         system = self._system
@@ -530,9 +539,22 @@ class Session:
 
     def _drive(self, turn: Turn, run: Run) -> Generator[Event, None, None]:
         self.last_run = run
-        yield from drive(turn, run)
+        try:
+            yield from drive(turn, run)
+        finally:
+            if not run.suspended:  # nbagent.record: the turn is over, its history valid
+                self._turn_ended(run)
         if not run.suspended:
             self._run = None
+
+    def _turn_ended(self, run: Run) -> None:
+        for hook in list(self.turn_end_hooks):
+            try:
+                hook(self, run)
+            except Exception:  # saving a record must never fail the turn
+                import logging
+
+                logging.getLogger("nbagent.session").exception("a turn-end hook failed")
 
     def _abandon_suspended_run(self) -> None:
         """A new prompt while a turn waits: answer its open calls so history stays valid."""
