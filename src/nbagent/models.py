@@ -6,7 +6,10 @@ effort levels, minimum cacheable prefix, prices). Figures come from the Claude A
 reference (`shared/reference/claude-api/`: SKILL.md "Current Models", "Thinking &
 Effort"; shared/models.md; shared/prompt-caching.md). Rows the reference lists
 without a figure (older models' prices, windows and output limits) carry the public
-figures of Anthropic's model and pricing pages; they are marked below.
+figures of Anthropic's model and pricing pages; they are marked below. Rows for models
+reached through OpenAI-compatible endpoints (OpenAI, Gemini, local servers) carry their
+vendors' public list prices at the time of writing, and say which tool protocol the model
+needs: "native" tool calling, or "xml" (tools described in the prompt) for models without it.
 
 An unknown model gets conservative settings (no thinking, no effort, a 200k window,
 a modest output limit) and an unknown cost: `None`, never a misleading $0.
@@ -21,6 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 ThinkingDisplay = Literal["summarized", "omitted"]
+ToolProtocol = Literal["native", "xml"]
 
 # The `thinking` setting a user picks. "adaptive" is kept as an alias of
 # "summarized" so the documented `Agent(thinking="adaptive")` keeps working.
@@ -57,6 +61,12 @@ class ModelInfo:
     # Thinks even when no `thinking` parameter is sent (Fable 5, Mythos 5), and rejects
     # `{"type": "disabled"}`: "off" can only mean "not sent" there.
     thinking_always_on: bool = False
+    # "xml": the model has no native tool calling; tools go through the prompt
+    # (`tool_protocol="auto"` picks it from here).
+    tool_protocol: ToolProtocol = "native"
+    # Price of a cached input token as a share of an uncached one: 0.1 on Claude and
+    # GPT-5, 0.25 on GPT-4.1, o3 and Gemini 2.5, 0.5 on GPT-4o.
+    cache_read_factor: float = CACHE_READ_FACTOR
 
     @property
     def cache_write_price(self) -> float | None:
@@ -64,7 +74,7 @@ class ModelInfo:
 
     @property
     def cache_read_price(self) -> float | None:
-        return None if self.input_price is None else self.input_price * CACHE_READ_FACTOR
+        return None if self.input_price is None else self.input_price * self.cache_read_factor
 
 
 _ALL_EFFORTS = EFFORT_LEVELS
@@ -99,8 +109,37 @@ def _row(
     )
 
 
+def _compat_row(
+    family: str,
+    window: int,
+    max_out: int,
+    efforts: tuple[str, ...],
+    price_in: float | None,
+    price_out: float | None,
+    cache_read: float = CACHE_READ_FACTOR,
+    protocol: ToolProtocol = "native",
+) -> ModelInfo:
+    """A model reached through an OpenAI-compatible endpoint: no Anthropic thinking; its
+    reasoning effort (if any) is sent as `reasoning_effort`; caching is automatic."""
+    return ModelInfo(
+        id=family,
+        known=True,
+        context_window=window,
+        max_output_tokens=max_out,
+        adaptive_thinking=False,
+        thinking_display_default=None,
+        effort_levels=efforts,
+        min_cacheable_tokens=1024,
+        input_price=price_in,
+        output_price=price_out,
+        tool_protocol=protocol,
+        cache_read_factor=cache_read,
+    )
+
+
 _1M = 1_000_000
 _200K = 200_000
+_REASONING = ("low", "medium", "high")  # OpenAI's and Gemini's `reasoning_effort` levels
 
 # fmt: off
 _TABLE: tuple[ModelInfo, ...] = (
@@ -131,6 +170,35 @@ _TABLE: tuple[ModelInfo, ...] = (
     _row("claude-3-5-sonnet", _200K, 8_192,  False, None,       _NO_EFFORT,   1024, 3.0, 15.0),
     _row("claude-3-opus",     _200K, 4_096,  False, None,       _NO_EFFORT,   1024, 15.0, 75.0),
     _row("claude-3-sonnet",   _200K, 4_096,  False, None,       _NO_EFFORT,   1024, 3.0, 15.0),
+    # OpenAI (ids with version dots become dashes: "gpt-4.1" -> "gpt-4-1").
+    # family                    window     max_out  efforts     $in   $out   cached
+    _compat_row("gpt-5-1",      400_000,   128_000, _REASONING, 1.25, 10.0,  0.1),
+    _compat_row("gpt-5",        400_000,   128_000, _REASONING, 1.25, 10.0,  0.1),
+    _compat_row("gpt-5-mini",   400_000,   128_000, _REASONING, 0.25, 2.0,   0.1),
+    _compat_row("gpt-5-nano",   400_000,   128_000, _REASONING, 0.05, 0.40,  0.1),
+    _compat_row("gpt-5-pro",    400_000,   272_000, ("high",),  15.0, 120.0, 1.0),
+    _compat_row("gpt-5-1-codex-mini", 400_000, 128_000, _REASONING, 0.25, 2.0, 0.1),
+    _compat_row("gpt-4-1",      1_047_576, 32_768,  _NO_EFFORT, 2.0,  8.0,   0.25),
+    _compat_row("gpt-4-1-mini", 1_047_576, 32_768,  _NO_EFFORT, 0.40, 1.60,  0.25),
+    _compat_row("gpt-4-1-nano", 1_047_576, 32_768,  _NO_EFFORT, 0.10, 0.40,  0.25),
+    _compat_row("gpt-4o",       128_000,   16_384,  _NO_EFFORT, 2.50, 10.0,  0.5),
+    _compat_row("gpt-4o-mini",  128_000,   16_384,  _NO_EFFORT, 0.15, 0.60,  0.5),
+    _compat_row("o3",           200_000,   100_000, _REASONING, 2.0,  8.0,   0.25),
+    _compat_row("o3-mini",      200_000,   100_000, _REASONING, 1.10, 4.40,  0.5),
+    _compat_row("o3-pro",       200_000,   100_000, _REASONING, 20.0, 80.0,  1.0),
+    _compat_row("o4-mini",      200_000,   100_000, _REASONING, 1.10, 4.40,  0.25),
+    # Gemini (OpenAI-compatible endpoint), prompts up to 200k tokens.
+    _compat_row("gemini-2-5-pro",        1_048_576, 65_536, _REASONING, 1.25, 10.0, 0.25),
+    _compat_row("gemini-2-5-flash",      1_048_576, 65_536, _REASONING, 0.30, 2.50, 0.25),
+    _compat_row("gemini-2-5-flash-lite", 1_048_576, 65_536, _REASONING, 0.10, 0.40, 0.25),
+    # Local models without native tool calling (Ollama's names): the xml protocol.
+    # Run locally, so no price.
+    _compat_row("gemma2",       8_192,     8_192,   _NO_EFFORT, None, None, protocol="xml"),
+    _compat_row("gemma3",       131_072,   8_192,   _NO_EFFORT, None, None, protocol="xml"),
+    _compat_row("phi3",         131_072,   4_096,   _NO_EFFORT, None, None, protocol="xml"),
+    _compat_row("phi4",         16_384,    4_096,   _NO_EFFORT, None, None, protocol="xml"),
+    _compat_row("llama2",       4_096,     4_096,   _NO_EFFORT, None, None, protocol="xml"),
+    _compat_row("codellama",    16_384,    4_096,   _NO_EFFORT, None, None, protocol="xml"),
 )
 # fmt: on
 
@@ -244,7 +312,7 @@ def cost_usd(
     return (
         input_tokens * info.input_price
         + cache_creation_input_tokens * info.input_price * CACHE_WRITE_FACTOR
-        + cache_read_input_tokens * info.input_price * CACHE_READ_FACTOR
+        + cache_read_input_tokens * info.input_price * info.cache_read_factor
         + output_tokens * info.output_price
     ) / _MTOK
 
