@@ -45,6 +45,7 @@ from nbagent.events import Usage
 from nbagent.models import cost_usd
 from nbagent.options import AGENT_OPTIONS, CLI_OPTIONS, KERNEL, OPTIONS, TURN_OPTIONS, Option
 from nbagent.render.format import format_usage
+from nbagent.transport import protocol
 from tests.fake_anthropic import FakeAnthropic, env_for, reply, text, thinking
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,7 +142,7 @@ class Lab:
 
     def keep_events(self, msg: dict[str, Any]) -> None:
         kind, content = msg["msg_type"], msg["content"]
-        if kind == "comm_open" and content.get("target_name") == "nbagent.events":
+        if kind == "comm_open" and content.get("target_name") == protocol.EVENTS_TARGET:
             self.events_comms.add(content["comm_id"])
             self.received.append(content["data"])
         elif kind == "comm_msg" and content.get("comm_id") in self.events_comms:
@@ -156,13 +157,17 @@ class Lab:
                 break
         subshell_id = created["content"]["subshell_id"]
         data = {
-            "v": 2,
+            "v": protocol.PROTOCOL_VERSION,
             "type": "register",
             "client_id": self.client_id,
             "path": "work/surfaces.ipynb",
             "subshell_id": subshell_id,
         }
-        content = {"comm_id": uuid.uuid4().hex, "target_name": "nbagent.control", "data": data}
+        content = {
+            "comm_id": uuid.uuid4().hex,
+            "target_name": protocol.CONTROL_TARGET,
+            "data": data,
+        }
         opened = self.kc.session.msg("comm_open", content)
         opened["header"]["subshell_id"] = subshell_id
         self.kc.shell_channel.send(opened)
