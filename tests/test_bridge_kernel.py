@@ -1,29 +1,37 @@
 """The kernel side of docs/protocol.md, in a real kernel, against a frontend stand-in.
 
-The stand-in speaks raw Jupyter messages as JupyterLab >= 4.4 does: it creates a
-subshell on the control channel, opens the `nbagent.control` comm on it, and
-answers the kernel's notebook requests with `comm_msg` replies carrying
-`header.subshell_id`, while the main shell is busy running the cell that waits
-for them.
+The stand-in speaks raw Jupyter messages as the labextension does in JupyterLab >= 4.4
+and Notebook 7: it asks the kernel to listen (a silent `listen()` in
+`user_expressions`), creates a subshell on the control channel, opens the
+`nbagent.control` comm on it with a register, waits for the kernel's hello on
+`nbagent.events`, and answers the kernel's notebook requests with `comm_msg` replies
+carrying `header.subshell_id`, while the main shell is busy running the cell that
+waits for them. A headless run (nbclient) must see no comm at all.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-
-from nbagent.transport.protocol import PROTOCOL_VERSION
 from jupyter_client import KernelManager
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_notebook
+
+from nbagent.transport.protocol import PROTOCOL_VERSION, validate_message
+from tests.fake_anthropic import FakeAnthropic, env_for, reply, text
 
 STARTUP_TIMEOUT = 60
+LISTEN = "__import__('nbagent.jupyter.bridge', fromlist=['listen']).listen()"
 
 
 class FakeFrontend:
@@ -38,11 +46,22 @@ class FakeFrontend:
         self.hello: dict[str, Any] | None = None
         self._seen: list[dict[str, Any]] = []
         self.interrupt: Callable[[], None] = lambda: None
+        self.loaded_after_handshake = ""
 
     # -- raw messages -------------------------------------------------------
 
     def execute(self, code: str) -> str:
         return self.kc.execute(code, store_history=False, allow_stdin=False)
+
+    def listen(self) -> Any:
+        """What the labextension does first: `listen()`, evaluated silently."""
+        msg_id = self.kc.execute(
+            "", silent=True, store_history=False, user_expressions={"nbagent": LISTEN}
+        )
+        reply = self.kc.get_shell_msg(timeout=10)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = self.kc.get_shell_msg(timeout=10)
+        return reply["content"]["user_expressions"]["nbagent"]
 
     def iopub(self, match: Callable[[dict[str, Any]], bool], timeout: float = 10) -> dict[str, Any]:
         """The first iopub message (seen before or arriving within `timeout`) that matches."""
@@ -103,14 +122,14 @@ class FakeFrontend:
 
     # -- the protocol -------------------------------------------------------
 
-    def open_control(self, path: str) -> None:
+    def open_control(self, path: str, version: int = PROTOCOL_VERSION) -> None:
         self.send_on_subshell(
             "comm_open",
             {
                 "comm_id": self.control_comm_id,
                 "target_name": "nbagent.control",
                 "data": {
-                    "v": PROTOCOL_VERSION,
+                    "v": version,
                     "type": "register",
                     "client_id": self.client_id,
                     "path": path,
@@ -118,6 +137,22 @@ class FakeFrontend:
                 },
             },
         )
+
+    def next_hello(self, timeout: float = 10) -> tuple[str, dict[str, Any]]:
+        """The kernel's hello to this client: how it came (the events comm's comm_open,
+        or a comm_msg on it) and its data."""
+        msg = self.iopub(
+            lambda m: (
+                m["msg_type"] in ("comm_open", "comm_msg")
+                and m["content"]["data"].get("type") == "hello"
+                and m["content"]["data"].get("client_id") == self.client_id
+            ),
+            timeout,
+        )
+        if msg["msg_type"] == "comm_open":
+            assert msg["content"]["target_name"] == "nbagent.events"
+        self.events_comm_id = msg["content"]["comm_id"]
+        return msg["msg_type"], msg["content"]["data"]
 
     def send_control(self, data: dict[str, Any]) -> None:
         self.send_on_subshell(
@@ -162,30 +197,37 @@ def frontend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeFrontend]
             "this kernel does not support subshells; the bridge needs ipykernel >= 7"
         )
 
-        # Handshake 1: the kernel registers the control target and says hello.
-        msg_id = fe.execute("import nbagent.jupyter.bridge as b; b.announce()")
-        opened = fe.iopub(
-            lambda m: (
-                m["msg_type"] == "comm_open" and m["content"]["target_name"] == "nbagent.events"
-            )
-        )
-        fe.finish(msg_id)
-        fe.events_comm_id = opened["content"]["comm_id"]
-        fe.hello = opened["content"]["data"]
+        # Handshake 1: the frontend asks the kernel to listen (nbagent is not loaded).
+        listened = fe.listen()
+        assert listened == {
+            "status": "ok",
+            "data": {"text/plain": str(PROTOCOL_VERSION)},
+            "metadata": {},
+        }
 
-        # Handshake 2: a subshell, and the control comm opened on it.
+        # Handshake 2: a subshell, the control comm opened on it with a register, and
+        # the kernel's hello, which opens the events comm.
         created = fe.control_request("create_subshell_request", {})
         assert created["status"] == "ok", created
         fe.subshell_id = created["subshell_id"]
         fe.open_control("work/analysis.ipynb")
+        how, fe.hello = fe.next_hello()
+        assert how == "comm_open"
         out = fe.run(
             "import time\n"
+            "import nbagent.jupyter.bridge as b\n"
             "bridge = b.get_bridge()\n"
             "t0 = time.monotonic()\n"
             "while not bridge.clients and time.monotonic() - t0 < 10: time.sleep(0.01)\n"
             "print([(c.client_id, c.path, c.subshell_id) for c in bridge.clients])"
         )
         assert repr((fe.client_id, "work/analysis.ipynb", fe.subshell_id)) in out
+        # Listening let the client register without loading the extension.
+        fe.loaded_after_handshake = fe.run(
+            "import sys\n"
+            "print('extension', 'nbagent.jupyter.extension' in sys.modules)\n"
+            "print('magic', 'agent' in get_ipython().magics_manager.magics['cell'])"
+        )
         yield fe
     finally:
         kc.stop_channels()
@@ -195,9 +237,72 @@ def frontend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeFrontend]
 def test_hello(frontend: FakeFrontend) -> None:
     hello = frontend.hello
     assert hello is not None
+    validate_message(hello, "kernel")
     assert hello["v"] == PROTOCOL_VERSION and hello["type"] == "hello"
+    assert hello["client_id"] == frontend.client_id
     assert hello["nbagent"] and hello["subshells"] is True
     assert "kernel_id" in hello
+
+
+def test_listening_does_not_load_the_extension(frontend: FakeFrontend) -> None:
+    out = frontend.loaded_after_handshake
+    assert "extension False" in out and "magic False" in out
+
+
+def _another_client(frontend: FakeFrontend) -> FakeFrontend:
+    """A second client on the same connection and subshell (one iopub stream)."""
+    other = FakeFrontend(frontend.kc)
+    other._seen = frontend._seen
+    other.subshell_id = frontend.subshell_id
+    return other
+
+
+def test_a_second_client_gets_its_hello_on_the_open_events_comm(
+    frontend: FakeFrontend,
+) -> None:
+    second = _another_client(frontend)
+    second.open_control("work/other.ipynb")
+    how, hello = second.next_hello()
+    assert (how, second.events_comm_id) == ("comm_msg", frontend.events_comm_id)
+    validate_message(hello, "kernel")
+    out = frontend.run(
+        "t0 = time.monotonic()\n"
+        f"while {second.client_id!r} not in [c.client_id for c in bridge.clients]"
+        " and time.monotonic() - t0 < 10: time.sleep(0.01)\n"
+        "print(sorted(c.path for c in bridge.clients))"
+    )
+    assert "['work/analysis.ipynb', 'work/other.ipynb']" in out
+    second.send_on_subshell("comm_close", {"comm_id": second.control_comm_id, "data": {}})
+    out = frontend.run(
+        "t0 = time.monotonic()\n"
+        "while len(bridge.clients) > 1 and time.monotonic() - t0 < 10: time.sleep(0.01)\n"
+        "print([c.client_id for c in bridge.clients])"
+    )
+    assert repr([frontend.client_id]) in out
+
+
+def test_a_register_of_another_version_is_answered_not_registered(
+    frontend: FakeFrontend,
+) -> None:
+    """The hello tells an older or newer frontend which version the kernel speaks."""
+    other = _another_client(frontend)
+    other.open_control("work/old.ipynb", version=PROTOCOL_VERSION - 1)
+    _, hello = other.next_hello()
+    assert hello["v"] == PROTOCOL_VERSION
+    out = frontend.run("time.sleep(0.2); print([c.client_id for c in bridge.clients])")
+    assert other.client_id not in out and frontend.client_id in out
+
+
+def test_unloading_the_extension_keeps_the_frontends_registered(frontend: FakeFrontend) -> None:
+    out = frontend.run(
+        "%load_ext nbagent\n"
+        "%unload_ext nbagent\n"
+        "print('after unload', [c.client_id for c in bridge.clients], bridge._sidebar_handler)\n"
+        "%load_ext nbagent\n"
+        "print('after load', bridge._sidebar_handler is not None)"
+    )
+    assert f"after unload [{frontend.client_id!r}] None" in out
+    assert "after load True" in out
 
 
 def test_a_busy_kernel_gets_the_frontends_reply(frontend: FakeFrontend) -> None:
@@ -389,3 +494,55 @@ def test_interrupt_ends_a_waiting_request(frontend: FakeFrontend) -> None:
     reply, out = frontend.finish(msg_id)
     assert reply["status"] == "ok", out
     assert "INTERRUPTED" in out and "pending 0" in out
+
+
+# -- headless ----------------------------------------------------------------------
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_a_headless_run_opens_no_comm(tmp_path: Path) -> None:
+    """nbclient runs notebooks as nbconvert and papermill do: nobody registers, so
+    `%load_ext nbagent` and a `%%agent` turn publish no comm, and neither nbclient
+    ("No handler found for comm target 'nbagent.events'") nor the kernel logs one."""
+    records = _Records()
+    log = logging.getLogger("tests.headless_nbclient")
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    log.addHandler(records)
+    kernel_log = tmp_path / "kernel.log"
+    with FakeAnthropic() as fake, kernel_log.open("wb") as kernel_out:
+        fake.enqueue(reply(text("The headless answer."), usage={"input_tokens": 20}))
+        env = {**os.environ, **env_for(fake), "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
+        env.pop("JPY_SESSION_NAME", None)
+        km = KernelManager(kernel_name="python3")
+        km.start_kernel(env=env, cwd=str(tmp_path), stdout=kernel_out, stderr=kernel_out)
+        nb = new_notebook(
+            cells=[new_code_cell("%load_ext nbagent"), new_code_cell("%%agent\nSay hello")]
+        )
+        try:
+            NotebookClient(
+                nb, km=km, timeout=60, log=log, resources={"metadata": {"path": str(tmp_path)}}
+            ).execute()
+        finally:
+            log.removeHandler(records)
+            km.shutdown_kernel(now=True)
+    answer = "".join(
+        o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
+        for o in nb.cells[1].outputs
+    )
+    assert "The headless answer." in answer, nb.cells[1].outputs
+    assert len(fake.requests) == 1
+    assert not [m for m in records.messages if "comm target" in m], records.messages
+    # nbclient logs each message's type at debug level: no comm at all went by.
+    types = {m.removeprefix("msg_type: ") for m in records.messages if m.startswith("msg_type:")}
+    assert "execute_input" in types and not {t for t in types if t.startswith("comm")}, types
+    kernel_said = kernel_log.read_text(errors="replace")
+    assert "comm target" not in kernel_said and "nbagent" not in kernel_said, kernel_said

@@ -2,10 +2,12 @@
 what both sides really send.
 
 - The kernel: a real ipykernel, driven over the Jupyter protocol by a stand-in for
-  the labextension (subshell, control comm, replies, approvals), runs a sidebar
-  turn, a %%agent cell and a widget-panel turn against the fake Messages API. Every
-  message on the events comm is validated against the schema, every loop event type
-  must have been seen, and the labextension's own parser must accept each one.
+  the labextension (listen, subshell, control comm and register, then replies and
+  approvals), runs a sidebar turn, a %%agent cell and a widget-panel turn against the
+  fake Messages API. Every message on the events comm is validated against the
+  schema, every loop event type must have been seen, the labextension's own parser
+  must accept each one, and the events comm must open only with the hello that
+  answers the register.
 - The frontend: the builders in labextension/src/protocol.ts (compiled to
   labextension/lib) run in Node; each message they build is validated.
 - The TypeScript types: labextension/src/protocolTypes.ts must be what
@@ -45,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LABEXT = ROOT / "labextension"
 LIB = LABEXT / "lib"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+V = protocol.PROTOCOL_VERSION
 TURN_MIME = "application/vnd.nbagent.turn+json"
 EVENT_CLASSES: tuple[type, ...] = typing.get_args(ev.Event)
 
@@ -71,7 +74,7 @@ def test_the_schema_is_valid_json_schema_2020_12() -> None:
 
 def test_one_version_and_one_pair_of_targets() -> None:
     defs = _defs()
-    assert defs["Version"]["const"] == protocol.PROTOCOL_VERSION == 2
+    assert defs["Version"]["const"] == protocol.PROTOCOL_VERSION == 3
     assert transport_bridge.PROTOCOL_VERSION == protocol.PROTOCOL_VERSION
     assert defs["EventsTarget"]["const"] == transport_bridge.EVENTS_TARGET
     assert defs["ControlTarget"]["const"] == transport_bridge.CONTROL_TARGET
@@ -108,7 +111,7 @@ def test_every_event_class_has_exactly_its_definition() -> None:
 
 def test_validation_rejects_what_the_schema_does_not_allow() -> None:
     good = {
-        "v": 2,
+        "v": V,
         "type": "agent_event",
         "turn_id": "t1",
         "source": "panel",
@@ -116,7 +119,7 @@ def test_validation_rejects_what_the_schema_does_not_allow() -> None:
     }
     validate_message(good, "kernel")
     bad = [
-        ({**good, "v": 1}, "v: 2 was expected"),
+        ({**good, "v": V - 1}, f"v: {V} was expected"),
         ({**good, "source": "terminal"}, "source: 'terminal' is not one of"),
         ({**good, "event": {"type": "text_delta", "txt": "x"}}, "'text' is a required property"),
         ({**good, "extra": 1}, "'extra' was unexpected"),
@@ -126,8 +129,8 @@ def test_validation_rejects_what_the_schema_does_not_allow() -> None:
             validate_message(message, "kernel")
     # A frontend message is not a kernel message.
     with pytest.raises(ProtocolError):
-        validate_message({"v": 2, "type": "stop"}, "kernel")
-    validate_message({"v": 2, "type": "stop"}, "frontend")
+        validate_message({"v": V, "type": "stop"}, "kernel")
+    validate_message({"v": V, "type": "stop"}, "frontend")
 
 
 def test_debug_mode_logs_messages_that_break_the_protocol(
@@ -138,10 +141,10 @@ def test_debug_mode_logs_messages_that_break_the_protocol(
 
     monkeypatch.setenv(protocol.DEBUG_ENV, "1")
     bridge = transport_bridge.Bridge(Kernel())
-    bridge.handle_control({"v": 1, "type": "stop"})
-    assert "v: 2 was expected" in caplog.text
+    bridge.handle_control({"v": V - 1, "type": "stop"})
+    assert f"v: {V} was expected" in caplog.text
     caplog.clear()
-    bridge.handle_control({"v": 2, "type": "stop"})
+    bridge.handle_control({"v": V, "type": "stop"})
     assert caplog.text == ""
     assert bridge.stop_requested.is_set()
 
@@ -168,9 +171,10 @@ def test_typescript_types_are_the_ones_generated_from_the_schema() -> None:
         "`python scripts/gen_protocol_ts.py`, bump the protocol version if the schema changed, "
         "and rebuild the extension"
     )
-    assert "export type Version = 2;" in current
+    assert f"export type Version = {V};" in current
     assert "export type TurnSource = 'cell' | 'sidebar' | 'panel';" in current
     assert "subshells: boolean;" in current
+    assert "client_id: string | null;" in current  # the hello names the client it answers
 
 
 # -- running the compiled TypeScript ------------------------------------------------
@@ -330,11 +334,14 @@ class Frontend:
         self.control_comm_id = uuid.uuid4().hex
         self.subshell_id: str | None = None
         self.events_comms: set[str] = set()
+        # Each comm_open of the events comm: (how many messages had been sent, its data).
+        self.opened: list[tuple[int, dict[str, Any]]] = []
         self.received: list[dict[str, Any]] = []  # every events-comm message, in order
         self.outputs: list[dict[str, Any]] = []  # display data of the executions
         self.sent: list[dict[str, Any]] = []
         self.cells = [dict(c) for c in CELLS]
         self.decisions = iter(["allow", "always", "allow", "allow", "allow", "allow"])
+        self.listened: Any = None
 
     def control_request(self, msg_type: str, content: dict[str, Any]) -> dict[str, Any]:
         msg = self.kc.session.msg(msg_type, content)
@@ -362,13 +369,23 @@ class Frontend:
         else:
             self._on_subshell("comm_msg", {"comm_id": self.control_comm_id, "data": data})
 
+    def listen(self, expression: str) -> Any:
+        """The labextension's first step: its listen expression, evaluated silently."""
+        msg_id = self.kc.execute(
+            "", silent=True, store_history=False, user_expressions={"nbagent": expression}
+        )
+        while True:
+            answer = self.kc.get_shell_msg(timeout=10)
+            if answer["parent_header"].get("msg_id") == msg_id:
+                return answer["content"]["user_expressions"]["nbagent"]
+
     def register(self, path: str) -> None:
         created = self.control_request("create_subshell_request", {})
         assert created["status"] == "ok", created
         self.subshell_id = created["subshell_id"]
         self.send(
             {
-                "v": 2,
+                "v": V,
                 "type": "register",
                 "client_id": self.client_id,
                 "path": path,
@@ -404,6 +421,7 @@ class Frontend:
         kind, content = msg["msg_type"], msg["content"]
         if kind == "comm_open" and content["target_name"] == protocol.EVENTS_TARGET:
             self.events_comms.add(content["comm_id"])
+            self.opened.append((len(self.sent), content["data"]))
             self.received.append(content["data"])
         elif kind == "comm_msg" and content["comm_id"] in self.events_comms:
             data = content["data"]
@@ -413,7 +431,7 @@ class Frontend:
             elif data.get("type") == "agent_event" and data["event"]["type"] == "approval_request":
                 decision = next(self.decisions)
                 call_id = data["event"]["call"]["id"]
-                self.send({"v": 2, "type": "approval", "call_id": call_id, "decision": decision})
+                self.send({"v": V, "type": "approval", "call_id": call_id, "decision": decision})
         elif kind in ("display_data", "update_display_data", "execute_result"):
             self.outputs.append(content["data"])
 
@@ -434,7 +452,7 @@ class Frontend:
             self.cells.remove(self._cell(args["cell_id"]))
         elif op == "set_outputs":
             self._cell(args["cell_id"])["outputs"] = args["outputs"]
-        self.send({"v": 2, "type": "reply", "id": request["id"], "ok": True, "result": result})
+        self.send({"v": V, "type": "reply", "id": request["id"], "ok": True, "result": result})
 
     def _cell(self, cell_id: str) -> dict[str, Any]:
         return next(c for c in self.cells if c["id"] == cell_id)
@@ -457,9 +475,12 @@ def kernel_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fronten
             kc.start_channels()
             kc.wait_for_ready(timeout=60)
             fe = Frontend(kc)
-            _ok(fe.run("%load_ext nbagent\n%config NBAgent.permission_mode = 'ask'"))
+            # The handshake as the labextension does it when it attaches to a kernel,
+            # before anyone loads nbagent.
+            fe.listened = fe.listen(_listen_expression())
             fe.register("work/contract.ipynb")
             _ok(fe.run(_WAIT_REGISTERED))
+            _ok(fe.run("%load_ext nbagent\n%config NBAgent.permission_mode = 'ask'"))
             _sidebar_turn(fe, fake)
             fake.enqueue(reply(text("The cell's answer."), usage={"input_tokens": 50}))
             _ok(fe.run("%%agent\nSay something short"))
@@ -469,6 +490,14 @@ def kernel_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fronten
         finally:
             kc.stop_channels()
             km.shutdown_kernel(now=True)
+
+
+def _listen_expression() -> str:
+    """The expression the labextension evaluates first (labextension/src/protocol.ts)."""
+    expression: str = run_node(
+        _import("protocol", "p") + "console.log(JSON.stringify(p.LISTEN_EXPRESSION));\n"
+    )
+    return expression
 
 
 _WAIT_REGISTERED = (
@@ -538,6 +567,21 @@ def test_everything_the_kernel_sends_matches_the_schema(kernel_session: Frontend
     # The edit carried the hash of the source the agent read.
     edit = next(m for m in received if m.get("op") == "edit_cell")
     assert edit["args"]["expected_hash"] == hashlib.sha256(b"x = 1").hexdigest()
+
+
+def test_the_frontend_speaks_first(kernel_session: Frontend) -> None:
+    """listen() answers the version; the events comm opens once, with the hello that
+    answers the register, after it."""
+    assert kernel_session.listened == {
+        "status": "ok",
+        "data": {"text/plain": str(V)},
+        "metadata": {},
+    }
+    assert len(kernel_session.opened) == 1, kernel_session.opened
+    sent_before, hello = kernel_session.opened[0]
+    assert sent_before >= 1 and kernel_session.sent[0]["type"] == "register"
+    assert hello["type"] == "hello" and hello["client_id"] == kernel_session.client_id
+    assert kernel_session.received[0] == hello
 
 
 def test_the_frontend_parses_everything_the_kernel_sends(kernel_session: Frontend) -> None:

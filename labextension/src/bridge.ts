@@ -1,18 +1,22 @@
 /**
  * The frontend end of the nbagent comms for one open notebook (docs/protocol.md).
  *
- * Events: the kernel opens `nbagent.events` and only sends on it. They are read from
- * the connection's iopub stream, which works whether or not this connection is the
- * one JupyterLab lets handle comms for the kernel (only the first connection per
- * kernel does). The comm target is still registered so JupyterLab does not close the
- * comm as unknown.
+ * The frontend speaks first, so a kernel nobody watches (nbclient, nbconvert) never
+ * opens a comm. When this notebook gets a Python kernel (and again after a restart),
+ * the bridge asks the kernel to listen (a silent `listen()` in `user_expressions`,
+ * which needs nbagent installed, not loaded), then opens `nbagent.control`
+ * (control.ts) on its own subshell with a register: a busy kernel only reads
+ * frontend messages on a subshell, on a comm the frontend opened. The bridge creates
+ * that subshell once per kernel process and never deletes it: messages to a deleted
+ * subshell are dropped, and a delete_subshell (control channel) can overtake the
+ * goodbye comm_close still queued on it, leaving the kernel with a stale client.
  *
- * Control: after each hello the frontend opens `nbagent.control` (control.ts) on its
- * own subshell: a busy kernel only reads frontend messages on a subshell, on a comm
- * the frontend opened. The bridge creates that subshell once per kernel process and
- * never deletes it: messages to a deleted subshell are dropped, and a
- * delete_subshell (control channel) can overtake the goodbye comm_close still
- * queued on it, leaving the kernel with a stale client.
+ * Events: the kernel answers the register with a hello naming this client, opening
+ * `nbagent.events` (or on it, when another client opened it first), and only sends
+ * on it. Events are read from the connection's iopub stream, which works whether or
+ * not this connection is the one JupyterLab lets handle comms for the kernel (only
+ * the first connection per kernel does). The comm target is still registered so
+ * JupyterLab does not close the comm as unknown.
  */
 
 import type { DocumentRegistry } from '@jupyterlab/docregistry';
@@ -28,7 +32,7 @@ import {
   AgentEventMsg,
   ControlMsg,
   EVENTS_TARGET,
-  HelloMsg,
+  LISTEN_EXPRESSION,
   parseKernelMsg,
   pathChangedMsg,
   PROTOCOL_VERSION,
@@ -42,20 +46,24 @@ import {
 /**
  * - `no-kernel`: the notebook has no kernel.
  * - `unsupported`: the kernel is not a Python kernel.
- * - `waiting`: a kernel, but nbagent has not said hello (not loaded yet).
- * - `connected`: hello received and the control comm is open.
+ * - `waiting`: a kernel, but not registered yet (handshake under way, or nbagent is
+ *   not installed in the kernel's environment).
+ * - `connected`: the control comm is open and the kernel's hello named this client.
  * - `incompatible`: nbagent in the kernel speaks another protocol version
  *   (`incompatibility` says which).
  */
 export type BridgeStatus = 'no-kernel' | 'unsupported' | 'waiting' | 'connected' | 'incompatible';
 
 /** The kernel's hello had another protocol version than this frontend's. */
-export type Incompatibility = { kernelVersion: unknown; nbagent: string; pageVersion: number };
+export type Incompatibility = {
+  kernelVersion: unknown;
+  /** nbagent's version in the kernel, when its hello said (null: only `listen()` answered). */
+  nbagent: string | null;
+  pageVersion: number;
+};
 
-/** Python that re-sends hello if nbagent is already loaded, and does nothing otherwise. */
-const ANNOUNCE_CODE =
-  "__import__('sys').modules.get('nbagent.jupyter.bridge') and " +
-  "__import__('sys').modules['nbagent.jupyter.bridge'].announce()";
+/** How long a sidebar prompt waits for a handshake it started itself. */
+const HANDSHAKE_WAIT_MS = 5000;
 
 export type ExecuteOutcome = { ok: boolean; error?: string };
 
@@ -132,6 +140,11 @@ export class NotebookBridge implements IDisposable {
     if (!kernel) {
       return { ok: false, error: 'This notebook has no kernel.' };
     }
+    if (this._status !== 'connected') {
+      // Register first, so the turn's events reach this page (best effort: without
+      // nbagent in the kernel the code below fails and says why).
+      await this._connectAndWait(kernel);
+    }
     const payload = JSON.stringify({ prompt, client_id: this.clientId, path: this.path });
     // %load_ext is idempotent, and a hello does not prove the extension is loaded
     // (nbagent.chat() or get_bridge() also say hello). __import__ rather than
@@ -182,7 +195,7 @@ export class NotebookBridge implements IDisposable {
     kernel.registerCommTarget(EVENTS_TARGET, this._keepCommOpen);
     kernel.iopubMessage.connect(this._onIOPub, this);
     kernel.statusChanged.connect(this._onKernelStatus, this);
-    void this._probe(kernel);
+    this._connect(kernel);
   }
 
   private _detach(): void {
@@ -196,6 +209,7 @@ export class NotebookBridge implements IDisposable {
       kernel.statusChanged.disconnect(this._onKernelStatus, this);
     }
     this._subshell = null;
+    this._needsHandshake = false;
     this._kernel = null;
   }
 
@@ -205,42 +219,116 @@ export class NotebookBridge implements IDisposable {
   };
 
   private _onKernelStatus(kernel: Kernel.IKernelConnection, status: Kernel.Status): void {
+    if (kernel !== this._kernel) {
+      return;
+    }
     if (status === 'restarting' || status === 'autorestarting' || status === 'dead') {
-      // The kernel process is gone with its comms and subshells; the next hello
-      // (after `%load_ext nbagent` in the new process) re-handshakes.
+      // The kernel process is gone with its comms and subshells: register again
+      // with the new process once it is ready.
       this._control?.abandon();
       this._control = null;
       this._eventsCommId = null;
       this._subshell = null;
-      if (kernel === this._kernel && this._status !== 'unsupported') {
+      this._needsHandshake = status !== 'dead';
+      if (this._status !== 'unsupported') {
         this._setStatus('waiting');
       }
+    } else if (status === 'idle' && this._needsHandshake) {
+      this._needsHandshake = false;
+      this._connect(kernel);
     }
   }
 
-  /** Ask an already-loaded nbagent for a hello, e.g. after a page reload. */
-  private async _probe(kernel: Kernel.IKernelConnection): Promise<void> {
-    try {
-      const info = await kernel.info;
-      if (kernel !== this._kernel) {
-        return;
-      }
-      if (info.language_info.name !== 'python') {
-        this._setStatus('unsupported');
-        return;
-      }
-      await kernel.requestExecute({
-        code: ANNOUNCE_CODE,
-        silent: true,
-        store_history: false,
-        allow_stdin: false
-      }).done;
-    } catch (err) {
-      // A kernel that went away while probing is not worth a report.
-      if (kernel === this._kernel && !kernel.isDisposed) {
-        console.debug('nbagent: probe failed', err);
-      }
+  /** Run the handshake after any handshake already under way. */
+  private _connect(kernel: Kernel.IKernelConnection): Promise<void> {
+    this._handshake = this._handshake
+      .then(() => this._register(kernel))
+      .catch(err => {
+        // A kernel that went away while connecting is not worth a report.
+        if (kernel === this._kernel && !kernel.isDisposed) {
+          console.warn('nbagent: handshake failed', err);
+        }
+      });
+    return this._handshake;
+  }
+
+  /** Connect now and wait (a while) for the kernel's hello. */
+  private async _connectAndWait(kernel: Kernel.IKernelConnection): Promise<void> {
+    await this._connect(kernel);
+    if (this._status === 'connected' || !this._control?.isOpen) {
+      return;
     }
+    await new Promise<void>(resolve => {
+      const done = () => {
+        window.clearTimeout(timer);
+        this._statusChanged.disconnect(onStatus);
+        resolve();
+      };
+      const onStatus = (_sender: this, status: BridgeStatus) => {
+        if (status !== 'waiting') {
+          done();
+        }
+      };
+      const timer = window.setTimeout(done, HANDSHAKE_WAIT_MS);
+      this._statusChanged.connect(onStatus);
+    });
+  }
+
+  /**
+   * The frontend's hello: ask the kernel to listen, then open the control comm on
+   * this kernel's subshell with a register. The kernel's hello (`_onData`) completes it.
+   */
+  private async _register(kernel: Kernel.IKernelConnection): Promise<void> {
+    if (kernel !== this._kernel || this._isDisposed || this._control?.isOpen) {
+      return; // registered, or a register is waiting for its hello
+    }
+    const info = await kernel.info;
+    if (kernel !== this._kernel || this._isDisposed) {
+      return;
+    }
+    if (info.language_info.name !== 'python') {
+      this._setStatus('unsupported');
+      return;
+    }
+    const version = await this._listen(kernel);
+    if (kernel !== this._kernel || this._isDisposed || version === null) {
+      // No nbagent in the kernel's environment (or one too old to listen: it
+      // says hello itself when loaded, and _onData reports the mismatch).
+      return;
+    }
+    if (version !== PROTOCOL_VERSION) {
+      this._setIncompatible(version, null);
+      return;
+    }
+    const subshellId = await this._ensureSubshell(kernel);
+    if (kernel !== this._kernel || this._isDisposed) {
+      return;
+    }
+    // A fresh control comm for each handshake (the kernel keys clients by client_id).
+    this._control?.close();
+    const control = new ControlChannel(kernel, subshellId);
+    this._control = control;
+    control.open(registerMsg(this.clientId, this.path, subshellId));
+  }
+
+  /** `listen()` in the kernel: its protocol version, or null without nbagent. */
+  private async _listen(kernel: Kernel.IKernelConnection): Promise<number | null> {
+    const reply = await kernel.requestExecute({
+      code: '',
+      silent: true,
+      store_history: false,
+      allow_stdin: false,
+      user_expressions: { nbagent: LISTEN_EXPRESSION }
+    }).done;
+    const content = reply.content;
+    if (content.status !== 'ok') {
+      return null;
+    }
+    const result = content.user_expressions?.nbagent as
+      { status?: string; data?: { [mime: string]: unknown } } | undefined;
+    const text = result?.status === 'ok' ? result.data?.['text/plain'] : undefined;
+    const version = typeof text === 'string' ? Number(text) : NaN;
+    return Number.isInteger(version) && version > 0 ? version : null;
   }
 
   private _onIOPub(kernel: Kernel.IKernelConnection, msg: KernelMessage.IIOPubMessage): void {
@@ -249,38 +337,45 @@ export class NotebookBridge implements IDisposable {
     }
     if (KernelMessage.isCommOpenMsg(msg)) {
       if (msg.content.target_name === EVENTS_TARGET) {
-        // The newest events comm wins: a later announce() replaces earlier ones.
+        // The newest events comm wins: the kernel reopens it if a frontend closed it.
         this._eventsCommId = msg.content.comm_id;
-        this._onData(kernel, msg.content.data);
+        this._onData(msg.content.data);
       }
     } else if (KernelMessage.isCommMsgMsg(msg)) {
+      const data = msg.content.data;
       if (msg.content.comm_id === this._eventsCommId) {
-        this._onData(kernel, msg.content.data);
+        this._onData(data);
+      } else if (data.type === 'hello' && data.client_id === this.clientId) {
+        // The answer to our register on an events comm another client opened.
+        this._eventsCommId = msg.content.comm_id;
+        this._onData(data);
       }
     } else if (KernelMessage.isCommCloseMsg(msg)) {
       if (msg.content.comm_id === this._eventsCommId) {
-        // nbagent unloaded, or announce() replaced the comm (a new hello follows).
+        // The kernel closed the transport (closed its bridge, or announced to a page
+        // of protocol v2, which reopens it): register again when the kernel is idle.
         this._eventsCommId = null;
         this._control?.close();
         this._control = null;
+        this._needsHandshake = true;
         this._setStatus('waiting');
       }
+    } else if (
+      this._status === 'waiting' &&
+      KernelMessage.isExecuteInputMsg(msg) &&
+      msg.content.code.includes('nbagent')
+    ) {
+      // nbagent may have been installed or loaded since the last handshake found
+      // none: try again when the kernel is idle.
+      this._needsHandshake = true;
     }
   }
 
-  private _onData(kernel: Kernel.IKernelConnection, data: unknown): void {
+  private _onData(data: unknown): void {
     const parsed = parseKernelMsg(data);
     if (parsed.kind === 'incompatible') {
       // Say so instead of waiting forever for a hello this page can read.
-      this._control?.close();
-      this._control = null;
-      this._incompatibility = {
-        kernelVersion: parsed.version,
-        nbagent: parsed.nbagent,
-        pageVersion: PROTOCOL_VERSION
-      };
-      console.warn('nbagent: the kernel speaks another protocol version', this._incompatibility);
-      this._setStatus('incompatible');
+      this._setIncompatible(parsed.version, parsed.nbagent);
       return;
     }
     if (parsed.kind !== 'message') {
@@ -289,11 +384,10 @@ export class NotebookBridge implements IDisposable {
     const msg = parsed.msg;
     switch (msg.type) {
       case 'hello':
-        this._handshake = this._handshake
-          .then(() => this._onHello(kernel, msg))
-          .catch(err => {
-            console.error('nbagent: handshake failed', err);
-          });
+        // The answer to our register (other clients' hellos say nothing about us).
+        if (msg.client_id === this.clientId && this._control?.isOpen) {
+          this._setStatus('connected');
+        }
         break;
       case 'agent_event':
         this._agentEvent.emit(msg);
@@ -309,18 +403,12 @@ export class NotebookBridge implements IDisposable {
     }
   }
 
-  /** Open (or reopen) the control comm on this kernel's subshell and register. */
-  private async _onHello(kernel: Kernel.IKernelConnection, _hello: HelloMsg): Promise<void> {
-    const subshellId = await this._ensureSubshell(kernel);
-    if (kernel !== this._kernel || this._isDisposed) {
-      return;
-    }
-    // A new hello means a new (or reloaded) kernel side: start a fresh control comm.
+  private _setIncompatible(kernelVersion: unknown, nbagent: string | null): void {
     this._control?.close();
-    const control = new ControlChannel(kernel, subshellId);
-    this._control = control;
-    control.open(registerMsg(this.clientId, this.path, subshellId));
-    this._setStatus('connected');
+    this._control = null;
+    this._incompatibility = { kernelVersion, nbagent, pageVersion: PROTOCOL_VERSION };
+    console.warn('nbagent: the kernel speaks another protocol version', this._incompatibility);
+    this._setStatus('incompatible');
   }
 
   private _ensureSubshell(kernel: Kernel.IKernelConnection): Promise<string | null> {
@@ -420,6 +508,7 @@ export class NotebookBridge implements IDisposable {
   private _eventsCommId: string | null = null;
   private _subshell: Promise<string | null> | null = null;
   private _handshake: Promise<void> = Promise.resolve();
+  private _needsHandshake = false;
   private _incompatibility: Incompatibility | null = null;
   private _disposed = new Signal<this, void>(this);
   private _statusChanged = new Signal<this, BridgeStatus>(this);

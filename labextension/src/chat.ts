@@ -48,8 +48,9 @@ function statusText(bridge: NotebookBridge): string {
   }
   const kernel = mismatch.kernelVersion;
   const older = typeof kernel === 'number' && kernel < mismatch.pageVersion;
+  const which = mismatch.nbagent ? `nbagent ${mismatch.nbagent}` : 'nbagent';
   return (
-    `nbagent ${mismatch.nbagent} in the kernel speaks protocol v${String(kernel)}, ` +
+    `${which} in the kernel speaks protocol v${String(kernel)}, ` +
     `this page v${mismatch.pageVersion}: ` +
     (older ? 'restart the kernel to load the installed nbagent.' : 'reload the page.')
   );

@@ -7,9 +7,10 @@
  * and the check of what the kernel sends. It has no runtime imports, so the contract
  * test runs it in plain Node and validates the builders' output against the schema.
  *
- * The kernel opens the events comm (`nbagent.events`) and only sends on it; the
- * frontend opens the control comm (`nbagent.control`) on its own subshell and only
- * sends on it. Every message carries `v` (PROTOCOL_VERSION) and a `type`.
+ * The frontend speaks first: it opens the control comm (`nbagent.control`) on its own
+ * subshell with a register, and only sends on it; the kernel answers with a hello,
+ * opening the events comm (`nbagent.events`) if no other client has, and only sends
+ * on that. Every message carries `v` (PROTOCOL_VERSION) and a `type`.
  */
 
 import type {
@@ -32,9 +33,18 @@ import type {
 export type * from './protocolTypes';
 
 /** Typed as the schema's constants: tsc fails here if the schema changes them. */
-export const PROTOCOL_VERSION: Version = 2;
+export const PROTOCOL_VERSION: Version = 3;
 export const EVENTS_TARGET: EventsTarget = 'nbagent.events';
 export const CONTROL_TARGET: ControlTarget = 'nbagent.control';
+
+/**
+ * The frontend's first step: a Python expression evaluated silently in the kernel
+ * (`user_expressions` of an empty execute: no execution count, no hooks). It lets
+ * frontends register without loading the extension, and gives the kernel's
+ * protocol version. Fails quietly where nbagent is not installed.
+ */
+export const LISTEN_EXPRESSION =
+  "__import__('nbagent.jupyter.bridge', fromlist=['listen']).listen()";
 
 /* -------------------------- frontend -> kernel -------------------------- */
 

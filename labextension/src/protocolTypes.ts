@@ -9,14 +9,17 @@
  * The protocol version: every comm message carries it as `v`. Bumped on every change to this
  * schema.
  */
-export type Version = 2;
+export type Version = 3;
 
-/** Comm target of the events comm: opened by the kernel, which alone sends on it. */
+/**
+ * Comm target of the events comm: opened by the kernel when the first frontend registers (never
+ * while none has), and only the kernel sends on it.
+ */
 export type EventsTarget = 'nbagent.events';
 
 /**
- * Comm target of the control comm: opened by the frontend on its own subshell, which alone sends on
- * it.
+ * Comm target of the control comm: registered by the kernel when nbagent loads or a frontend asks
+ * it to listen; opened by the frontend on its own subshell, which alone sends on it.
  */
 export type ControlTarget = 'nbagent.control';
 
@@ -26,10 +29,19 @@ export type KernelMsg = HelloMsg | AgentEventMsg | StateMsg | RequestMsg;
 /** A message the frontend sends on the control comm. */
 export type ControlMsg = RegisterMsg | PathChangedMsg | ReplyMsg | ApprovalMsg | StopMsg;
 
-/** The data of the events comm's comm_open: nbagent is loaded in this kernel. */
+/**
+ * The kernel's answer to a register: the data of the events comm's comm_open when that register
+ * opened it, else a comm_msg on it. Sent for a register of another version too (without registering
+ * that client), so the frontend can say which versions differ.
+ */
 export type HelloMsg = {
   v: Version;
   type: 'hello';
+  /**
+   * The client whose register this answers; null when no register asked for it (announce(), for
+   * frontends of protocol v2).
+   */
+  client_id: string | null;
   /** The id jupyter_server gave the kernel, null when the kernel was not started by it. */
   kernel_id: string | null;
   /** The nbagent version in the kernel. */
@@ -186,7 +198,10 @@ export type NbOutput = {
   [key: string]: unknown;
 };
 
-/** The data of the control comm's comm_open: this client shows `path`. */
+/**
+ * The frontend's hello, the data of the control comm's comm_open: this client shows `path`. The
+ * kernel answers with a hello on the events comm.
+ */
 export type RegisterMsg = {
   v: Version;
   type: 'register';

@@ -11,10 +11,26 @@ from typing import Any
 
 from ..transport import bridge as _transport
 from ..transport.bridge import get_bridge
+from ..transport.protocol import PROTOCOL_VERSION
+
+
+def listen() -> int:
+    """Let frontends register, without loading the extension; the protocol version.
+
+    The labextension evaluates this, silently, when it attaches to a kernel, then
+    opens its control comm (docs/protocol.md, Handshake). It only registers the
+    control comm's target: nothing is published, and no magic is defined. 0 outside a
+    Jupyter kernel.
+    """
+    return PROTOCOL_VERSION if get_bridge() is not None else 0
 
 
 def announce() -> None:
-    """Say hello on a fresh events comm (the frontend runs this when it connects late)."""
+    """Say hello on a fresh events comm, if nbagent is already listening.
+
+    Only labextensions of protocol v2 run this (they waited for the kernel to speak
+    first); the hello tells them this kernel speaks another version.
+    """
     existed = _transport._BRIDGE is not None
     bridge = get_bridge()
     if bridge is not None and existed:
@@ -30,5 +46,3 @@ def sidebar_turn(payload: str) -> Any:
     if bridge._sidebar_handler is None:
         raise RuntimeError("nbagent is not loaded in this kernel: run %load_ext nbagent first.")
     return bridge._sidebar_handler(data)
-
-

@@ -1,12 +1,15 @@
 """The kernel side of the nbagent kernel <-> frontend protocol (docs/protocol.md).
 
-Two comms: the kernel opens `nbagent.events` and only sends on it (hello, agent
-events, notebook requests, state); the frontend opens `nbagent.control` on its
-own subshell and only sends on it (register, path_changed, reply, approval,
-stop). On ipykernel 7 a busy kernel receives control messages on the subshell's
-thread; the handler here only parses and routes them (a reply wakes the waiting
-request, approvals and stops go on a queue the main thread reads). Tools and
-user code never run on that thread.
+Two comms: the frontend opens `nbagent.control` on its own subshell and only sends
+on it (register, path_changed, reply, approval, stop); the kernel opens
+`nbagent.events` when the first frontend registers, and only sends on it (hello,
+agent events, notebook requests, state). The frontend speaks first: until one
+registers, the kernel publishes nothing, so headless runs (nbclient, nbconvert,
+papermill) see no comm at all. On ipykernel 7 a busy kernel receives control
+messages on the subshell's thread; the handler here only parses and routes them (a
+reply wakes the waiting request, approvals and stops go on a queue the main thread
+reads, a register is answered with a hello). Tools and user code never run on
+that thread.
 
     bridge = get_bridge()            # None outside a kernel (terminal IPython)
     bridge.send_event(turn_id, "cell", event)
@@ -85,45 +88,67 @@ class Bridge:
     # -- lifecycle ------------------------------------------------------------
 
     def start(self) -> None:
-        """Register the control target and say hello (idempotent)."""
+        """Listen for frontends: register the control target (idempotent). Nothing is
+        published: the events comm opens when a frontend registers."""
         with self._lock:
             if self._started:
                 return
             self.kernel.comm_manager.register_target(CONTROL_TARGET, self._on_control_open)
             self._started = True
-        self.announce()
 
-    def hello(self) -> dict[str, Any]:
-        """The events comm's opening data: protocol version, kernel, nbagent, subshells."""
+    def hello(self, client_id: str | None = None) -> dict[str, Any]:
+        """The kernel's hello: protocol version, kernel, nbagent, subshells, and the
+        client whose register it answers (None when no register asked for it)."""
         from .._version import __version__
 
         return {
             "v": PROTOCOL_VERSION,
             "type": "hello",
+            "client_id": client_id,
             "kernel_id": _kernel_id(),
             "nbagent": __version__,
             "subshells": bool(getattr(self.kernel, "_supports_kernel_subshells", False)),
         }
 
     def announce(self) -> None:
-        """Open a new events comm with a hello (closing the old one), so frontends
-        that connected since the last hello learn about this kernel."""
+        """Open a new events comm with a hello naming no client (closing the old one).
+
+        Only frontends of protocol v2 ask for this (they waited for the kernel to speak
+        first): the hello tells them this kernel speaks another version."""
         with self._lock:
             old, self._events = self._events, None
             if old is not None:
                 with contextlib.suppress(Exception):
                     old.close()
-            self._events = self._open_events()
+            self._events = self._open_events(self.hello())
 
-    def _open_events(self) -> Any:
+    def _open_events(self, hello: dict[str, Any]) -> Any:
         import comm
 
-        hello = self.hello()
         if self._check:
             protocol.check_message(hello, "kernel")
         return comm.create_comm(target_name=EVENTS_TARGET, data=hello)
 
+    def _say_hello(self, client_id: str) -> None:
+        """Answer a register: the hello opens the events comm, or goes on it when open."""
+        hello = self.hello(client_id)
+        with self._lock:
+            if self._events is None or getattr(self._events, "_closed", False):
+                self._events = self._open_events(hello)
+                return
+            events = self._events
+        if self._check:
+            protocol.check_message(hello, "kernel")
+        events.send(hello)
+
     def unload(self) -> None:
+        """The extension was unloaded: sidebar prompts are refused until it loads again.
+
+        The transport stays: frontends registered with the kernel, not with the
+        extension, and would not know to register again after a later `%load_ext`."""
+        self.set_sidebar_handler(None)
+
+    def close(self) -> None:
         """Unregister the control target, close the comms, fail pending requests."""
         global _BRIDGE
         with self._lock:
@@ -284,7 +309,9 @@ class Bridge:
             protocol.check_message(data, "kernel")
         with self._lock:
             if self._events is None or getattr(self._events, "_closed", False):
-                self._events = self._open_events()
+                # A frontend closed it (a connection that had not registered its
+                # target): reopen, so registered clients adopt the new comm.
+                self._events = self._open_events(self.hello())
             events = self._events
         events.send(data)
 
@@ -357,15 +384,20 @@ class Bridge:
             if not isinstance(client_id, str) or not client_id:
                 log.warning("nbagent: register without a client_id ignored")
                 return
-            with self._lock:
-                self._clients[client_id] = Client(
-                    client_id=client_id,
-                    path=_str_or_none(data.get("path")),
-                    subshell_id=_str_or_none(data.get("subshell_id")),
-                    comm_id=comm_id,
-                    session=session,
-                    order=next(self._order),
-                )
+            if data.get("v") == PROTOCOL_VERSION:
+                with self._lock:
+                    self._clients[client_id] = Client(
+                        client_id=client_id,
+                        path=_str_or_none(data.get("path")),
+                        subshell_id=_str_or_none(data.get("subshell_id")),
+                        comm_id=comm_id,
+                        session=session,
+                        order=next(self._order),
+                    )
+            else:
+                # Another version: it would misread requests. Its hello says why.
+                log.debug("nbagent: register of protocol v%r not accepted", data.get("v"))
+            self._say_hello(client_id)
         elif kind == "path_changed":
             with self._lock:
                 targets = [
@@ -416,8 +448,8 @@ _BRIDGE_LOCK = threading.Lock()
 
 
 def get_bridge(kernel: Any = None) -> Bridge | None:
-    """The kernel's bridge, created (control target registered, hello sent) on first use;
-    None outside a Jupyter kernel (terminal IPython, plain Python)."""
+    """The kernel's bridge, created (control target registered, nothing published) on
+    first use; None outside a Jupyter kernel (terminal IPython, plain Python)."""
     global _BRIDGE
     if _BRIDGE is not None:
         return _BRIDGE
