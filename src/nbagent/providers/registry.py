@@ -159,13 +159,18 @@ def wants_xml_tools(provider: str, model: str, tool_protocol: str) -> bool:
 # --------------------------------------------------------------------------- environment
 
 
-def read_provider_env(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> dict:
+def read_provider_env(
+    env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> dict[str, str]:
     """The provider variables: the environment, then `.env` in `cwd`. `env`, when given,
     replaces both (as it does for `config.resolve`)."""
-    names = {n for spec in PROVIDERS.values() for n in (*spec.key_envs, spec.endpoint.url_env)}
-    names.discard(None)
+    names: set[str] = set()
+    for spec in PROVIDERS.values():
+        names.update(spec.key_envs)
+        if spec.endpoint.url_env:
+            names.add(spec.endpoint.url_env)
     if env is not None:
-        return {n: env[n] for n in names if n is not None and env.get(n)}
+        return {n: env[n] for n in names if env.get(n)}
     from ..config import read_dotenv
 
     values: dict[str, str] = {}
@@ -173,8 +178,8 @@ def read_provider_env(env: Mapping[str, str] | None = None, cwd: Path | None = N
         if key in names and value:
             values[key] = value
     for key in names:
-        if key is not None and os.environ.get(key):
-            values[key] = os.environ[key]
+        if found := os.environ.get(key):
+            values[key] = found
     return values
 
 

@@ -313,7 +313,9 @@ def parse_call(raw: str) -> dict[str, Any]:
     name = value.get("name")
     if not isinstance(name, str) or not name:
         return _invalid(call_id, raw, 'the call has no "name"')
-    arguments: Any = next((value[k] for k in ("arguments", "parameters", "input") if k in value), {})
+    arguments: Any = next(
+        (value[k] for k in ("arguments", "parameters", "input") if k in value), {}
+    )
     if isinstance(arguments, str):  # arguments given as a JSON string
         try:
             arguments = json.loads(arguments) if arguments.strip() else {}

@@ -4,13 +4,18 @@ A tool is a typed Python function with a docstring. Its JSON schema and input
 validation come from the anthropic SDK's own `beta_tool` (pydantic under the
 hood), built lazily so that importing nbagent stays cheap. Each tool declares
 whether it only reads (safe to run concurrently with other readers) and which
-permission category it needs.
+permission category it needs. A tool can also be made from a name, a description,
+a JSON schema and a callable (`Tool.from_schema`), as the seeds' connectors do.
+Names follow the API's rule; what a tool returns reaches the model as text, with
+dicts and lists as JSON.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import logging
+import re
 from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -24,6 +29,19 @@ Category = Literal["read", "write", "execute", "destructive"]
 CATEGORIES: tuple[Category, ...] = ("read", "write", "execute", "destructive")
 
 log = logging.getLogger("nbagent.tools")
+
+# The Messages API's rule for tool names (OpenAI's is the same, up to 64 characters).
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+
+
+def check_tool_name(name: str) -> str:
+    """`name` if the API accepts it as a tool name, else a ValueError that says why."""
+    if not isinstance(name, str) or not TOOL_NAME.match(name):
+        raise ValueError(
+            f"invalid tool name {name!r}: use 1 to 128 letters, digits, '_' or '-' "
+            "(the API's rule ^[a-zA-Z0-9_-]{1,128}$)"
+        )
+    return name
 
 
 class ToolError(Exception):
@@ -51,7 +69,7 @@ class Tool:
         if category is not None and category not in CATEGORIES:
             raise ValueError(f"category must be one of {CATEGORIES}, got {category!r}")
         self.func = func
-        self.name = name or func.__name__
+        self.name = check_tool_name(name or func.__name__)
         self.read_only = read_only
         self.category: Category = category or ("read" if read_only else "execute")
         self._description = description
@@ -63,6 +81,37 @@ class Tool:
 
     def __repr__(self) -> str:
         return f"<Tool {self.name} category={self.category}>"
+
+    @classmethod
+    def from_schema(
+        cls,
+        name: str,
+        description: str,
+        input_schema: dict[str, Any],
+        function: Callable[..., Any],
+        *,
+        read_only: bool = False,
+        category: Category | None = None,
+        main_thread: bool = False,
+    ) -> Tool:
+        """A tool from a raw JSON schema and a callable (seed 003's `Tool`, seed 004's
+        tool definitions).
+
+        `function` gets the input as keyword arguments when its parameters are the
+        schema's properties (`def get_weather(location, unit="celsius")`), else the
+        whole input dict as its one argument (`def handler(input)`). The input is
+        checked against the schema's required properties, property types and enums
+        before the call; a mismatch is an error result the model can read.
+        """
+        return SchemaTool(
+            name,
+            description,
+            input_schema,
+            function,
+            read_only=read_only,
+            category=category,
+            main_thread=main_thread,
+        )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.func(*args, **kwargs)
@@ -103,16 +152,150 @@ class Tool:
         return as_tool_output(result)
 
 
+class SchemaTool(Tool):
+    """A tool defined by a JSON schema rather than a function signature."""
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        input_schema: dict[str, Any],
+        function: Callable[..., Any],
+        *,
+        read_only: bool = False,
+        category: Category | None = None,
+        main_thread: bool = False,
+    ) -> None:
+        if category is not None and category not in CATEGORIES:
+            raise ValueError(f"category must be one of {CATEGORIES}, got {category!r}")
+        if not callable(function):
+            raise TypeError(f"tool {name!r}: function must be callable")
+        if not isinstance(input_schema, dict) or input_schema.get("type", "object") != "object":
+            raise ValueError(f"tool {name!r}: input_schema must be a JSON schema of type object")
+        if not description or not description.strip():
+            raise ValueError(f"tool {name!r} needs a description: the model reads it")
+        self.func = function
+        self.name = check_tool_name(name)
+        self.read_only = read_only
+        self.category = category or ("read" if read_only else "execute")
+        self._description = description
+        self.summarize = None
+        self.main_thread = main_thread
+        self.input_schema = {"type": "object", **input_schema}
+        self._keywords = _takes_keywords(function, self.input_schema)
+
+    @property
+    def description(self) -> str:
+        return self._description or ""
+
+    def to_param(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "input_schema": self.input_schema,
+        }
+
+    def call(self, input: object) -> ToolOutput:
+        if not isinstance(input, dict):
+            raise ToolInputError(f"input must be a JSON object, got {type(input).__name__}")
+        problems = schema_problems(self.input_schema, input)
+        if problems:
+            raise ToolInputError(f"Invalid input for tool {self.name}: " + "; ".join(problems))
+        result = self.func(**input) if self._keywords else self.func(input)
+        return as_tool_output(result)
+
+
+def _takes_keywords(function: Callable[..., Any], schema: dict[str, Any]) -> bool:
+    """Whether `function`'s parameters are the schema's properties (else it takes the dict)."""
+    try:
+        params = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: give it the dict
+        return False
+    properties = set(schema.get("properties") or {})
+    named = {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params)
+    if not properties:
+        return takes_any or not named
+    return takes_any or properties <= named
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+    "null": (type(None),),
+}
+
+
+def schema_problems(schema: dict[str, Any], value: dict[str, Any]) -> list[str]:
+    """What is wrong with `value` for an object `schema`: missing required properties,
+    unexpected ones (when additionalProperties is false), wrong types and values outside
+    an enum, one level deep. Enough to give the model a clear error; the tool still
+    checks what it needs."""
+    problems: list[str] = []
+    properties: dict[str, Any] = schema.get("properties") or {}
+    for name in schema.get("required") or []:
+        if name not in value:
+            problems.append(f"missing required argument '{name}'")
+    if schema.get("additionalProperties") is False:
+        problems += [f"unexpected argument '{k}'" for k in value if k not in properties]
+    for key, item in value.items():
+        spec = properties.get(key)
+        if not isinstance(spec, dict):
+            continue
+        types = spec.get("type")
+        names = [types] if isinstance(types, str) else list(types or [])
+        if names and not any(_is_json_type(item, t) for t in names):
+            problems.append(f"'{key}': expected {' or '.join(names)} (got {item!r})")
+        elif "enum" in spec and item not in spec["enum"]:
+            allowed = ", ".join(repr(v) for v in spec["enum"])
+            problems.append(f"'{key}': must be one of {allowed} (got {item!r})")
+    return problems
+
+
+def _is_json_type(value: Any, name: str) -> bool:
+    if name in ("integer", "number") and isinstance(value, bool):
+        return False  # JSON true is not a number
+    if name == "integer" and isinstance(value, float):
+        return value.is_integer()
+    return isinstance(value, _JSON_TYPES.get(name, (object,)))
+
+
+# Lists of these blocks are content (text with images); any other list is data.
+CONTENT_BLOCK_TYPES = frozenset({"text", "image", "document", "search_result"})
+
+
 def as_tool_output(result: Any) -> ToolOutput:
+    """What a tool returned, as the model will see it: text, content blocks, or, for
+    structured results (dicts, lists, tuples), JSON."""
     if isinstance(result, ToolOutput):
         return result
     if result is None:
         return ToolOutput("(no output)")
     if isinstance(result, str):
         return ToolOutput(result)
-    if isinstance(result, list) and all(isinstance(b, dict) and "type" in b for b in result):
+    if (
+        isinstance(result, list)
+        and result
+        and all(isinstance(b, dict) and b.get("type") in CONTENT_BLOCK_TYPES for b in result)
+    ):
         return ToolOutput(result)
+    if isinstance(result, (dict, list, tuple)):
+        try:
+            return ToolOutput(json.dumps(result, ensure_ascii=False, default=_json_default))
+        except (TypeError, ValueError):  # circular, or keys JSON cannot take
+            return ToolOutput(repr(result))
     return ToolOutput(repr(result))
+
+
+def _json_default(value: Any) -> Any:
+    """Values JSON has no type for: sets as lists, everything else as its str()."""
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    return str(value)
 
 
 def _describe_validation_error(name: str, exc: Any) -> str:
