@@ -1,0 +1,635 @@
+"""What each turn changed: cells, files and the user's variables, with what was there before.
+
+A `Recorder` lives as long as the kernel (or the session). `begin_turn()` opens a new
+record; the notebook tools, the file tools and `run_python` call its hooks around
+each change:
+
+- notebook tools: `cell_will_change(doc, cell_id)` before `edit_cell` / `delete_cell`
+  (it reads the cell's source and position), then `cell_edited(token, expected_hash,
+  source)` or `cell_deleted(token, expected_hash)` once the change succeeded;
+  `cell_inserted(doc, cell_id, source, cell_type)` after an insert;
+- file tools: `file_will_change(path)` before a write or delete (it keeps the content
+  there now), then `file_did_change(token)` after it succeeded;
+- `run_python` (and `run_cell`): `python_will_run(code, user_ns, transform=..., hidden=...)`
+  before the code runs, `python_did_run(token)` after it ran (also after an error).
+
+Changes made by shell commands, or by Python code to files, are not recorded.
+`changes_text()` and `undo()` are in `revert.py` and exposed here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import threading
+import time
+import weakref
+from collections.abc import Callable, Container
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..notebook.document import source_hash
+from ..render.format import human_size
+from . import snapshot as snap
+
+if TYPE_CHECKING:
+    from ..notebook.document import NotebookDocument
+    from .revert import UndoReport
+
+MB = 1024 * 1024
+DEFAULT_SNAPSHOT_MB = 200.0
+_STRONG_AFTER_MAX = MB  # a value without weakrefs is held for the identity check up to this
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Any = _Absent()
+
+
+# -- cells ------------------------------------------------------------------------------
+
+
+@dataclass
+class CellToken:
+    """A cell as it was just before the agent changed or deleted it."""
+
+    doc: Any
+    path: str
+    cell_id: str
+    source: str | None
+    cell_type: str
+    after_cell_id: str | None  # the cell before it (None: it was the first)
+    problem: str | None = None
+
+
+@dataclass
+class CellChange:
+    kind: Literal["edit", "insert", "delete"]
+    doc: Any
+    path: str
+    cell_id: str
+    cell_type: str
+    before: str | None  # None for an insert
+    after: str | None  # None for a delete
+    after_cell_id: str | None = None
+    problem: str | None = None
+
+
+# -- files ------------------------------------------------------------------------------
+
+
+@dataclass
+class TreeEntry:
+    rel: str
+    kind: Literal["file", "dir", "link"]
+    data: bytes | None = None
+    target: str | None = None
+    mode: int | None = None
+
+
+@dataclass
+class FileState:
+    """What was at a path: nothing, a file (its bytes), a directory (maybe its whole
+    tree), or a symlink. `data` may be dropped (too large) while `digest` stays."""
+
+    kind: Literal["absent", "file", "dir", "link"]
+    data: bytes | None = None
+    digest: str | None = None
+    mode: int | None = None
+    target: str | None = None
+    tree: list[TreeEntry] | None = None
+
+    @property
+    def size(self) -> int:
+        if self.data is not None:
+            return len(self.data)
+        return sum(len(e.data or b"") for e in self.tree or [])
+
+    def same_as(self, other: FileState) -> bool:
+        if self.kind != other.kind:
+            return False
+        if self.kind == "file":
+            return self.digest == other.digest
+        if self.kind == "link":
+            return self.target == other.target
+        return True
+
+
+@dataclass
+class FileToken:
+    path: str
+    display: str
+    before: FileState
+    problem: str | None = None
+
+
+@dataclass
+class FileChange:
+    path: str
+    display: str
+    before: FileState
+    after: FileState
+    problem: str | None = None  # why the content before cannot be restored
+
+    @property
+    def kind(self) -> str:
+        if self.before.kind == "absent":
+            return "created"
+        if self.after.kind == "absent":
+            return "deleted"
+        return "changed"
+
+
+# -- variables --------------------------------------------------------------------------
+
+
+class ValueRef:
+    """Recognises a value later by identity without keeping it alive where possible."""
+
+    def __init__(self, value: Any) -> None:
+        self.absent = value is ABSENT
+        self.id = id(value)
+        self.type = type(value)
+        self._weak: weakref.ref[Any] | None = None
+        self._strong: Any = None
+        self.exact = True
+        if self.absent:
+            return
+        try:
+            self._weak = weakref.ref(value)
+        except TypeError:
+            if snap.size_of(value) <= _STRONG_AFTER_MAX:
+                self._strong = value
+            else:
+                self.exact = False  # id and type only
+
+    def is_value(self, value: Any) -> bool:
+        if self.absent:
+            return value is ABSENT
+        if self._weak is not None:
+            return self._weak() is value
+        if self.exact:
+            return self._strong is value
+        return id(value) == self.id and type(value) is self.type
+
+    def in_namespace(self, namespace: dict[str, Any], name: str) -> bool:
+        return self.is_value(namespace.get(name, ABSENT))
+
+    def same_target(self, other: ValueRef) -> bool:
+        """Both refer to the same value."""
+        if self.absent or other.absent:
+            return self.absent and other.absent
+        if self._weak is not None:
+            value = self._weak()
+            return value is not None and other.is_value(value)
+        if self.exact:
+            return other.is_value(self._strong)
+        return self.id == other.id and self.type is other.type
+
+
+@dataclass
+class VariableChange:
+    name: str
+    namespace: dict[str, Any]
+    before: Any  # the value to put back (the object itself, or a copy); ABSENT if created
+    before_desc: str
+    after: ValueRef
+    after_desc: str
+    mutated: bool = False  # the object was changed in place (`before` is a copy)
+    created: bool = False  # the name did not exist before the turn
+    original: ValueRef | None = None  # the object `before` stands for, when it is a copy
+    size: int = 0  # bytes the record keeps alive
+    problem: str | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.created:
+            return "created"
+        if self.after.absent:
+            return "deleted"
+        return "changed in place" if self.mutated else "rebound"
+
+
+@dataclass
+class PythonToken:
+    namespace: dict[str, Any]
+    refs: dict[str, Any]  # every tracked name's value before the run
+    names: snap.CodeNames | None
+    copies: dict[str, tuple[Any, int]]  # name -> (copy, size)
+    fingerprints: dict[str, bytes]
+    uncopied: dict[str, str]  # name -> why no copy was taken
+    hidden: Container[str]
+    turn: TurnRecord
+
+
+# -- turns ------------------------------------------------------------------------------
+
+
+@dataclass
+class TurnRecord:
+    number: int
+    label: str
+    limit: int  # bytes of snapshots this turn may keep
+    started: float = field(default_factory=time.time)
+    cells: list[CellChange] = field(default_factory=list)
+    files: dict[str, FileChange] = field(default_factory=dict)
+    variables: dict[str, VariableChange] = field(default_factory=dict)
+    undone: bool = False
+
+    @property
+    def used(self) -> int:
+        kept = sum(c.before.size for c in self.files.values())
+        return kept + sum(v.size for v in self.variables.values())
+
+    @property
+    def empty(self) -> bool:
+        return not (self.cells or self.files or self.variables)
+
+
+class Recorder:
+    """Every turn's changes, for `%agent changes` and `%agent undo`."""
+
+    def __init__(self, *, snapshot_mb: float = DEFAULT_SNAPSHOT_MB) -> None:
+        self.snapshot_mb = snapshot_mb
+        self.turns: list[TurnRecord] = []
+        self._lock = threading.RLock()
+        # A cell restored by undo comes back with a new id; older records follow it.
+        self.cell_aliases: dict[tuple[str, str], str] = {}
+
+    # -- turns ------------------------------------------------------------------
+
+    def begin_turn(self, label: str = "", *, snapshot_mb: float | None = None) -> TurnRecord:
+        """Open the record of a turn that starts now (`undo_snapshot_mb` from its settings)."""
+        with self._lock:
+            if snapshot_mb is not None:
+                self.snapshot_mb = snapshot_mb
+            turn = TurnRecord(
+                number=len(self.turns) + 1,
+                label=" ".join(label.split())[:80],
+                limit=int(self.snapshot_mb * MB),
+            )
+            self.turns.append(turn)
+            return turn
+
+    @property
+    def current(self) -> TurnRecord:
+        with self._lock:
+            if not self.turns:
+                return self.begin_turn("(changes outside a turn)")
+            return self.turns[-1]
+
+    def last_changed_turn(self) -> TurnRecord | None:
+        """The most recent turn with changes that was not undone."""
+        with self._lock:
+            for turn in reversed(self.turns):
+                if not turn.undone and not turn.empty:
+                    return turn
+            return None
+
+    # -- notebook hooks -------------------------------------------------------------
+
+    def cell_will_change(self, doc: NotebookDocument, cell_id: str) -> CellToken:
+        """Call before `doc.edit_cell` / `doc.delete_cell`: reads the cell and its place."""
+        try:
+            cells = doc.read()
+        except Exception as exc:
+            return CellToken(
+                doc, doc.path, cell_id, None, "code", None, f"it could not be read ({exc})"
+            )
+        for i, cell in enumerate(cells):
+            if cell.id == cell_id:
+                previous = cells[i - 1].id if i > 0 else None
+                return CellToken(doc, doc.path, cell_id, cell.source, cell.cell_type, previous)
+        return CellToken(doc, doc.path, cell_id, None, "code", None, "it was not found")
+
+    def cell_edited(self, token: CellToken, expected_hash: str, source: str) -> None:
+        """Call after `doc.edit_cell(cell_id, source, expected_hash)` succeeded."""
+        self._cell_change("edit", token, expected_hash, source)
+
+    def cell_deleted(self, token: CellToken, expected_hash: str) -> None:
+        """Call after `doc.delete_cell(cell_id, expected_hash)` succeeded."""
+        self._cell_change("delete", token, expected_hash, None)
+
+    def cell_inserted(
+        self, doc: NotebookDocument, cell_id: str, source: str, cell_type: str = "code"
+    ) -> None:
+        """Call after `doc.insert_cell(...)` returned `cell_id`."""
+        change = CellChange("insert", doc, doc.path, cell_id, cell_type, None, source)
+        with self._lock:
+            self.current.cells.append(change)
+
+    def _cell_change(
+        self,
+        kind: Literal["edit", "delete"],
+        token: CellToken,
+        expected_hash: str,
+        after: str | None,
+    ) -> None:
+        problem = token.problem
+        before = token.source
+        if problem is None and (before is None or source_hash(before) != expected_hash):
+            # The hash check passed on a source other than the one read just before.
+            problem = "it changed while the agent was editing it"
+        change = CellChange(
+            kind,
+            token.doc,
+            token.path,
+            token.cell_id,
+            token.cell_type,
+            before if problem is None else None,
+            after,
+            token.after_cell_id,
+            f"the source before is unknown: {problem}" if problem else None,
+        )
+        with self._lock:
+            self.current.cells.append(change)
+
+    # -- file hooks -------------------------------------------------------------------
+
+    def file_will_change(
+        self, path: str | os.PathLike[str], display: str | None = None, *, tree: bool = True
+    ) -> FileToken:
+        """Call before a file tool writes, creates or deletes `path` (absolute): keeps what
+        is there now (for a directory, its whole tree unless `tree` is False, as for
+        create_directory) within the turn's limit. `display`: the path as the model gave it."""
+        path = os.fspath(path)
+        with self._lock:
+            turn = self.current
+            room = max(turn.limit - turn.used, 0)
+        if path in turn.files:  # the turn already holds what was there before it
+            return FileToken(path, display or path, turn.files[path].before)
+        state, problem = _read_state(path, room, turn.limit, keep_tree=tree)
+        return FileToken(path, display or path, state, problem)
+
+    def file_did_change(self, token: FileToken, after: bytes | None = None) -> None:
+        """Call after the change succeeded. `after`: the bytes written, if known (else
+        the path is read again)."""
+        if after is not None:
+            now = FileState("file", data=after, digest=_digest(after))
+        else:
+            now, _ = _read_state(token.path, _STRONG_AFTER_MAX, 0, keep_tree=False)
+        with self._lock:
+            turn = self.current
+            existing = turn.files.get(token.path)
+            if existing is not None:
+                existing.after = now
+                if existing.before.same_as(now) and existing.problem is None:
+                    del turn.files[token.path]  # e.g. created, then deleted
+                return
+            if token.before.same_as(now):
+                return  # the same content (or directory) as before: nothing to undo
+            turn.files[token.path] = FileChange(
+                token.path, token.display, token.before, now, token.problem
+            )
+
+    # -- python hooks --------------------------------------------------------------------
+
+    def python_will_run(
+        self,
+        code: str,
+        namespace: dict[str, Any],
+        *,
+        transform: Callable[[str], str] | None = None,
+        hidden: Container[str] = (),
+    ) -> PythonToken:
+        """Call just before `code` runs in `namespace` (the user's namespace)."""
+        with self._lock:
+            turn = self.current
+            room = max(turn.limit - turn.used, 0)
+        names = snap.code_names(code, transform)
+        refs = {k: v for k, v in namespace.items() if snap.tracked(k, hidden)}
+        copies: dict[str, tuple[Any, int]] = {}
+        fingerprints: dict[str, bytes] = {}
+        uncopied: dict[str, str] = {}
+        for name in sorted(names.loaded) if names is not None else []:
+            if name not in refs or name in turn.variables:
+                continue
+            value = refs[name]
+            if snap.needs_no_copy(value):
+                continue
+            refusal = snap.copy_refusal(value)
+            size = snap.size_of(value)
+            if refusal is None and size > room:
+                refusal = snap.too_large(size, turn.limit)
+            if refusal is not None:
+                uncopied[name] = refusal
+                digest = snap.fingerprint(value)
+                if digest is not None:
+                    fingerprints[name] = digest
+                continue
+            try:
+                copies[name] = (snap.make_copy(value), size)
+                room -= size
+            except Exception as exc:
+                uncopied[name] = f"copying it failed ({type(exc).__name__})"
+        return PythonToken(namespace, refs, names, copies, fingerprints, uncopied, hidden, turn)
+
+    def python_did_run(self, token: PythonToken) -> None:
+        """Call after the code ran (whether or not it raised)."""
+        ns = token.namespace
+        turn = token.turn
+        with self._lock:
+            names = set(token.refs) | {k for k in ns if snap.tracked(k, token.hidden)}
+            added: list[VariableChange] = []
+            for name in sorted(names):
+                change = self._variable_change(token, name, ns.get(name, ABSENT))
+                if change is not None:
+                    added.append(change)
+            for change in added:
+                turn.variables[change.name] = change
+            self._enforce_limit(turn, added)
+
+    def _variable_change(self, token: PythonToken, name: str, now: Any) -> VariableChange | None:
+        turn = token.turn
+        before = token.refs.get(name, ABSENT)
+        existing = turn.variables.get(name)
+        if existing is not None:  # the turn already holds this name's value from before it
+            if now is not before:
+                existing.after = ValueRef(now)
+                existing.after_desc = _describe(now)
+                if existing.created and now is ABSENT:
+                    del turn.variables[name]  # created, then deleted
+            return None
+        if before is ABSENT and now is ABSENT:
+            return None
+        if before is ABSENT:
+            return VariableChange(
+                name,
+                token.namespace,
+                ABSENT,
+                "(not defined)",
+                ValueRef(now),
+                _describe(now),
+                created=True,
+            )
+        copied = token.copies.get(name)
+        if now is not before:  # rebound or deleted: the old object itself is put back
+            value, mutated = before, False
+            if copied is not None and snap.differs(copied[0], before):
+                value, mutated = copied[0], True  # changed in place before being rebound
+            return VariableChange(
+                name,
+                token.namespace,
+                value,
+                _describe(value),
+                ValueRef(now),
+                _describe(now),
+                mutated=mutated,
+                original=ValueRef(before) if mutated else None,
+                size=snap.size_of(value),
+            )
+        # The same object: did the code change it in place?
+        if copied is not None:
+            if not snap.differs(copied[0], now):
+                return None
+            return VariableChange(
+                name,
+                token.namespace,
+                copied[0],
+                _describe(copied[0]),
+                ValueRef(now),
+                _describe(now),
+                mutated=True,
+                original=ValueRef(now),
+                size=copied[1],
+            )
+        reason = token.uncopied.get(name)
+        if reason is None:
+            return None
+        digest = token.fingerprints.get(name)
+        if digest is not None:
+            if snap.fingerprint(now) == digest:
+                return None
+            what = "it was changed in place, and " + reason
+        elif token.names is not None and name in token.names.changed_in_place:
+            what = "it may have been changed in place, and " + reason
+        else:
+            return None
+        return VariableChange(
+            name,
+            token.namespace,
+            ABSENT,
+            _describe(now),
+            ValueRef(now),
+            _describe(now),
+            mutated=True,
+            problem=what,
+        )
+
+    def _enforce_limit(self, turn: TurnRecord, added: list[VariableChange]) -> None:
+        """Old values the snapshot alone keeps alive count against the limit: drop the
+        largest new ones until the turn fits, and say why they cannot be restored."""
+        for change in sorted(added, key=lambda c: c.size, reverse=True):
+            if turn.used <= turn.limit:
+                return
+            if change.size == 0:
+                continue
+            size, change.size = change.size, 0
+            change.before = ABSENT
+            change.problem = (
+                f"keeping its old value would hold {human_size(size)} in memory, beyond the "
+                f"undo_snapshot_mb limit of {human_size(turn.limit)}"
+            )
+
+    # -- review -------------------------------------------------------------------------
+
+    def changes_text(self, turn: TurnRecord | None = None) -> str:
+        """The last turn's changes (or `turn`'s) as a diff, for `%agent changes`."""
+        from .revert import changes_text
+
+        with self._lock:
+            return changes_text(turn or self.last_changed_turn())
+
+    def undo(
+        self, *, resolve_document: Callable[[str], NotebookDocument | None] | None = None
+    ) -> UndoReport:
+        """Revert the most recent turn not yet undone; a second call goes one turn back.
+
+        `resolve_document(path)` gives the notebook document to restore cells through
+        (default: the one the change was made through)."""
+        from .revert import undo_turn
+
+        with self._lock:
+            return undo_turn(self, self.last_changed_turn(), resolve_document)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _describe(value: Any) -> str:
+    return "(not defined)" if value is ABSENT else snap.describe(value)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read_state(
+    path: str, room: int, limit: int, *, keep_tree: bool = True
+) -> tuple[FileState, str | None]:
+    """What is at `path` now, with its content if it fits in `room` bytes."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return FileState("absent"), None
+    except OSError as exc:
+        return FileState("absent"), f"it could not be read ({exc.strerror})"
+    mode = stat.S_IMODE(st.st_mode)
+    if stat.S_ISLNK(st.st_mode):
+        return FileState("link", target=os.readlink(path), mode=mode), None
+    if stat.S_ISDIR(st.st_mode):
+        if not keep_tree:
+            return FileState("dir", mode=mode), None
+        tree, problem = _read_tree(path, room, limit)
+        return FileState("dir", mode=mode, tree=tree), problem
+    if not stat.S_ISREG(st.st_mode):
+        return FileState("absent"), "it is not a regular file"
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        return FileState("file", mode=mode), f"it could not be read ({exc.strerror})"
+    digest = _digest(data)
+    if len(data) > room:
+        return FileState("file", digest=digest, mode=mode), (
+            f"it is too large to keep a copy ({human_size(len(data))}; the undo_snapshot_mb "
+            f"limit is {human_size(limit)})"
+        )
+    return FileState("file", data=data, digest=digest, mode=mode), None
+
+
+def _read_tree(root: str, room: int, limit: int) -> tuple[list[TreeEntry] | None, str | None]:
+    entries: list[TreeEntry] = []
+    total = 0
+    for directory, dirs, files in os.walk(root):
+        dirs.sort()
+        rel_dir = os.path.relpath(directory, root)
+        for name in sorted(dirs):
+            full = os.path.join(directory, name)
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            if os.path.islink(full):
+                entries.append(TreeEntry(rel, "link", target=os.readlink(full)))
+            else:
+                entries.append(TreeEntry(rel, "dir", mode=stat.S_IMODE(os.lstat(full).st_mode)))
+        for name in sorted(files):
+            full = os.path.join(directory, name)
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            st = os.lstat(full)
+            if stat.S_ISLNK(st.st_mode):
+                entries.append(TreeEntry(rel, "link", target=os.readlink(full)))
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                return None, f"it holds {rel}, which is not a regular file"
+            total += st.st_size
+            if total > room:
+                return None, (
+                    f"it is too large to keep a copy (more than {human_size(room)}; the "
+                    f"undo_snapshot_mb limit is {human_size(limit)})"
+                )
+            with open(full, "rb") as f:
+                entries.append(TreeEntry(rel, "file", data=f.read(), mode=stat.S_IMODE(st.st_mode)))
+    return entries, None
