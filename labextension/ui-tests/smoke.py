@@ -7,14 +7,16 @@ Starts JupyterLab on 127.0.0.1 (free port, empty token, temporary root and setti
 dirs), opens a notebook in Debian's Chromium through Playwright, and checks, against
 the real kernel side (`nbagent.jupyter.bridge`):
 
-- the three plugins activate and the chat sidebar opens (`nbagent:open-chat`);
-- the handshake: hello -> control comm on a subshell -> register with the path;
+- the three plugins activate and the chat sidebar opens (`nbagent:open-chat`, also
+  "Open nbagent Chat" in the View menu);
+- the handshake, frontend first: listen -> control comm on a subshell -> register
+  with the path -> the kernel's hello, before anyone loads nbagent;
 - notebook requests answered while the kernel is busy (read, insert, edit, delete,
   set_outputs, the hash-conflict refusal), visible in the notebook;
 - the `%%agent` MIME renderer is preferred over its text/plain fallback;
 - streamed agent events in the sidebar (markdown, thinking, tool, image, usage), an
   approval click reaching the busy kernel, Stop (honoured, and the 2 s interrupt
-  fallback), re-handshake after a kernel restart, and a sidebar prompt end to end;
+  fallback), a new handshake after a kernel restart, and a sidebar prompt end to end;
 - no browser console errors mentioning nbagent.
 
 Needs: the built extension visible to Jupyter (`jupyter labextension list`),
@@ -39,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Page, sync_playwright
+
+from nbagent.transport.protocol import PROTOCOL_VERSION as V
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -82,7 +86,7 @@ NOTEBOOK = {
 # that turns a request's outcome into JSON-able data.
 KERNEL_SETUP = textwrap.dedent(
     """
-    import hashlib as _h, json as _json, time as _time
+    import hashlib as _h, json as _json, sys as _sys, time as _time
     from nbagent import events as _ev
     from nbagent.jupyter.bridge import get_bridge as _get_bridge
     B = _get_bridge()
@@ -102,7 +106,8 @@ KERNEL_SETUP = textwrap.dedent(
             if B.clients:
                 c = B.clients[0]
                 return {"client_id": c.client_id, "path": c.path, "subshell_id": c.subshell_id,
-                        "session": c.session}
+                        "session": c.session,
+                        "extension_loaded": "nbagent.jupyter.extension" in _sys.modules}
             _time.sleep(0.05)
         return None
     """
@@ -139,8 +144,10 @@ def start_lab(
     *,
     env: dict[str, str | None] | None = None,
     settings: dict[tuple[str, str, str], dict[str, Any]] | None = None,
+    app: str = "jupyterlab",
 ) -> subprocess.Popen[bytes]:
-    """JupyterLab on 127.0.0.1:`port`, serving `root`, with its state under `state`.
+    """JupyterLab (or, with `app="notebook"`, Jupyter Notebook 7) on 127.0.0.1:`port`,
+    serving `root`, with its state under `state`.
 
     ANTHROPIC_* variables are dropped unless `env` sets them (the smoke check never
     reaches a model); a None in `env` unsets that variable; `settings` adds `{(scope, package, plugin): values}` user settings.
@@ -170,7 +177,7 @@ def start_lab(
     cmd = [
         sys.executable,
         "-m",
-        "jupyterlab",
+        app,
         "--no-browser",
         "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={port}",
@@ -178,24 +185,29 @@ def start_lab(
         "--IdentityProvider.token=",
         "--ServerApp.password=",
         f"--ServerApp.root_dir={root}",
-        "--LabApp.expose_app_in_browser=True",
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
+    if app == "notebook":
+        cmd.append("--JupyterNotebookApp.expose_app_in_browser=True")
+    else:
+        cmd += [
+            "--LabApp.expose_app_in_browser=True",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # CI containers run as root
     proc = subprocess.Popen(cmd, cwd=root, env=child_env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 60
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"JupyterLab exited early; see {state / 'lab.log'}")
+            raise RuntimeError(f"{app} exited early; see {state / 'lab.log'}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2):
                 return proc
         except OSError:
             time.sleep(0.3)
     stop_lab(proc)
-    raise RuntimeError(f"JupyterLab did not start within 60 s; see {state / 'lab.log'}")
+    raise RuntimeError(f"{app} did not start within 60 s; see {state / 'lab.log'}")
 
 
 def stop_lab(proc: subprocess.Popen[bytes]) -> None:
@@ -233,6 +245,33 @@ JS_HELPERS = """
   window.__result = (name) => window.__bg[name];
 }
 """
+
+
+# Record every status the sidebar shows from now on (a restart's `waiting` is brief).
+WATCH_STATUS = """
+() => {
+  window.__statuses = [];
+  document.querySelectorAll('#jp-nbagent-sidebar .jp-nbagent-status').forEach(node =>
+    new MutationObserver(() => window.__statuses.push(node.dataset.status)).observe(node, {
+      attributes: true,
+      attributeFilter: ['data-status']
+    })
+  );
+}
+"""
+
+
+def view_menu_has(page: Page, label: str) -> bool:
+    """Whether the main menu's View menu lists `label` (the menu is closed again)."""
+    page.click(".lm-MenuBar-item:has(.lm-MenuBar-itemLabel:text-is('View'))")
+    item = page.locator(f".lm-Menu .lm-Menu-itemLabel:text-is('{label}')")
+    try:
+        item.first.wait_for(state="visible", timeout=5000)
+        return True
+    except Exception:
+        return False
+    finally:
+        page.keyboard.press("Escape")
 
 
 def run(page: Page, code: str) -> str:
@@ -340,10 +379,13 @@ def main() -> int:
             )
             page.keyboard.type("nbagent")
             checks.check(
-                "command palette lists nbagent Chat",
-                page.locator(".lm-CommandPalette-item:has-text('nbagent Chat')").count() >= 1,
+                "command palette lists Open nbagent Chat",
+                page.locator(".lm-CommandPalette-item:has-text('Open nbagent Chat')").count() >= 1,
             )
             page.keyboard.press("Escape")
+            checks.check(
+                "View menu has Open nbagent Chat", view_menu_has(page, "Open nbagent Chat")
+            )
             page.evaluate("() => window.jupyterapp.commands.execute('launcher:create')")
             page.wait_for_selector(".jp-LauncherCard")
             checks.check(
@@ -366,7 +408,11 @@ def main() -> int:
             # -- handshake ----------------------------------------------------------
             run(page, KERNEL_SETUP)
             client = run_json(page, "print(_json.dumps(_wait_client()))")
-            checks.check("register arrives while the kernel is busy", client is not None, client)
+            checks.check(
+                "the frontend registers by itself, nbagent not loaded",
+                client is not None and client["extension_loaded"] is False,
+                client,
+            )
             if client is None:
                 raise AssertionError("no client registered; see the checks above")
             checks.check(
@@ -494,7 +540,7 @@ def main() -> int:
             )
             run(
                 page,
-                'B._send({"v": 2, "type": "request", "id": "not-mine", "client_id": "someone-else", '
+                f'B._send({{"v": {V}, "type": "request", "id": "not-mine", "client_id": "someone-else", '
                 '"op": "insert_cell", "args": {"source": "wrong client", "after_cell_id": None}})\n'
                 "_time.sleep(1)",
             )
@@ -537,7 +583,7 @@ def main() -> int:
             answer = json.loads(bg_result(page, "turn1").strip().splitlines()[-1])
             checks.check(
                 "approval click reaches the busy kernel",
-                answer == {"v": 2, "type": "approval", "call_id": "call-1", "decision": "allow"},
+                answer == {"v": V, "type": "approval", "call_id": "call-1", "decision": "allow"},
                 answer,
             )
             sidebar = "#jp-nbagent-sidebar "
@@ -578,7 +624,7 @@ def main() -> int:
             stop_msg = json.loads(bg_result(page, "turn2").strip().splitlines()[-1])
             checks.check(
                 "Stop sends {type: stop} to the busy kernel",
-                stop_msg == {"v": 2, "type": "stop"},
+                stop_msg == {"v": V, "type": "stop"},
                 stop_msg,
             )
             page.wait_for_selector(sidebar + ".jp-nbagent-stop[disabled]")
@@ -604,21 +650,25 @@ def main() -> int:
             )
             run(page, 'B.send_event("turn-3", "cell", _ev.TurnEnd("interrupted"))')
 
-            # -- restart: re-handshake on a new subshell -----------------------------
+            # -- restart: a new handshake on a new subshell, by itself ------------------
+            page.evaluate(WATCH_STATUS)
             page.evaluate("() => window.__kernel().restart()")
             wait_kernel_idle(page)
-            page.wait_for_selector(".jp-nbagent-status[data-status='waiting']")
+            page.wait_for_function(
+                "() => window.__statuses.includes('waiting')"
+                " && window.__statuses[window.__statuses.length - 1] === 'connected'"
+            )
             run(page, KERNEL_SETUP)
             client2 = run_json(page, "print(_json.dumps(_wait_client()))")
             checks.check(
-                "after a restart: same client, new subshell",
+                "after a restart: registered again by itself, same client, new subshell",
                 client2 is not None
                 and client2["client_id"] == client["client_id"]
                 and bool(client2["subshell_id"])
-                and client2["subshell_id"] != client["subshell_id"],
+                and client2["subshell_id"] != client["subshell_id"]
+                and client2["extension_loaded"] is False,
                 client2,
             )
-            page.wait_for_selector(".jp-nbagent-status[data-status='connected']")
 
             # -- a sidebar prompt, end to end through the real kernel side -----------
             page.fill(sidebar + ".jp-nbagent-input", "hello from the sidebar")

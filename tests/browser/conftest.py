@@ -1,4 +1,5 @@
-"""Browser tests: a real JupyterLab with nbagent-labextension, driven in headless Chromium.
+"""Browser tests: a real JupyterLab (and Notebook 7) with nbagent-labextension, driven in
+headless Chromium.
 
 The model is the scripted fake Messages API (`tests/fake_anthropic.py`) running in this
 pytest process; the JupyterLab server (and so every kernel it starts) gets
@@ -18,6 +19,9 @@ Fixtures:
 - `page`     (function) a fresh browser page; at teardown a screenshot goes to
              `test-artifacts/browser/<test name>.png` (pass or fail), then the
              test's kernels are shut down.
+
+`start_lab(..., app="notebook")` and `browser_page` serve the Notebook 7 tests, which
+have their own server fixture (tests/browser/test_notebook7.py).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -98,8 +103,9 @@ class Lab:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-def start_lab(root: Path, state: Path, api_url: str) -> Lab:
-    """smoke.start_lab, with the kernels' model endpoint set to `api_url`."""
+def start_lab(root: Path, state: Path, api_url: str, app: str = "jupyterlab") -> Lab:
+    """smoke.start_lab, with the kernels' model endpoint set to `api_url`; `app` is
+    "jupyterlab" or "notebook" (Notebook 7)."""
     port = smoke.free_port()
     env: dict[str, str | None] = {name: None for name in _CONFIG_VARS}
     env.update(
@@ -115,7 +121,7 @@ def start_lab(root: Path, state: Path, api_url: str) -> Lab:
         ("@jupyterlab", "docmanager-extension", "plugin"): {"autosave": False},
     }
     try:
-        proc = smoke.start_lab(root, state, port, env=env, settings=settings)
+        proc = smoke.start_lab(root, state, port, env=env, settings=settings, app=app)
     except RuntimeError as exc:
         log = state / "lab.log"
         text = log.read_text(errors="replace") if log.exists() else ""
@@ -178,6 +184,13 @@ def browser(chromium: str, playwright: Playwright) -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser, lab: Lab, request: pytest.FixtureRequest) -> Iterator[Page]:
+    with browser_page(browser, request.node.name) as p:
+        yield p
+
+
+@contextmanager
+def browser_page(browser: Browser, name: str) -> Iterator[Page]:
+    """A fresh page; on leaving, its screenshot (pass or fail) and its kernels shut down."""
     context = browser.new_context(viewport={"width": 1500, "height": 950})
     p = context.new_page()
     p.set_default_timeout(30_000)
@@ -189,9 +202,9 @@ def page(browser: Browser, lab: Lab, request: pytest.FixtureRequest) -> Iterator
         yield p
     finally:
         try:
-            p.screenshot(path=str(screenshot_path(request.node.name)))
+            p.screenshot(path=str(screenshot_path(name)))
         except Exception as exc:  # the test's own failure is the one to report
-            print(f"no screenshot for {request.node.name}: {exc!r}")
+            print(f"no screenshot for {name}: {exc!r}")
         try:
             # This test's kernels: their notebooks are not reused by other tests.
             p.evaluate(
