@@ -375,7 +375,9 @@ def describe_error(exc: BaseException, model: str | None = None) -> str:
 
 
 def _describe_error(exc: BaseException, model: str | None = None) -> str:
-    if isinstance(exc, ConfigError):
+    from .errors import NBAgentError
+
+    if isinstance(exc, NBAgentError):  # nbagent's own errors already say what to do
         return str(exc)
     import anthropic
 
