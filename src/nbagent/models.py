@@ -61,6 +61,8 @@ class ModelInfo:
     # Thinks even when no `thinking` parameter is sent (Fable 5, Mythos 5), and rejects
     # `{"type": "disabled"}`: "off" can only mean "not sent" there.
     thinking_always_on: bool = False
+    # Takes the beta server-side compaction edit `compact_20260112` (SKILL.md "Compaction").
+    server_compaction: bool = False
     # "xml": the model has no native tool calling; tools go through the prompt
     # (`tool_protocol="auto"` picks it from here).
     tool_protocol: ToolProtocol = "native"
@@ -93,6 +95,7 @@ def _row(
     price_in: float,
     price_out: float,
     always_on: bool = False,
+    compaction: bool = False,
 ) -> ModelInfo:
     return ModelInfo(
         id=family,
@@ -106,6 +109,7 @@ def _row(
         input_price=price_in,
         output_price=price_out,
         thinking_always_on=always_on,
+        server_compaction=compaction,
     )
 
 
@@ -144,14 +148,19 @@ _REASONING = ("low", "medium", "high")  # OpenAI's and Gemini's `reasoning_effor
 # fmt: off
 _TABLE: tuple[ModelInfo, ...] = (
     # family              window max_out adaptive display     efforts     cache  $in    $out
+    # Server-side compaction (compaction=True): Fable 5, Opus 4.8/4.7/4.6, Sonnet 4.6.
     _row("claude-fable-5",    _1M, 128_000, True, "omitted",    _ALL_EFFORTS, 2048, 10.0, 50.0,
-         always_on=True),
+         always_on=True, compaction=True),
     _row("claude-mythos-5",   _1M, 128_000, True, "omitted",    _ALL_EFFORTS, 2048, 10.0, 50.0,
          always_on=True),
-    _row("claude-opus-4-8",   _1M, 128_000, True, "omitted",    _ALL_EFFORTS, 4096, 5.0, 25.0),
-    _row("claude-opus-4-7",   _1M, 128_000, True, "omitted",    _ALL_EFFORTS, 4096, 5.0, 25.0),
-    _row("claude-opus-4-6",   _1M, 128_000, True, "summarized", _NO_XHIGH,    4096, 5.0, 25.0),
-    _row("claude-sonnet-4-6", _1M, 64_000,  True, "summarized", _NO_XHIGH,    2048, 3.0, 15.0),
+    _row("claude-opus-4-8",   _1M, 128_000, True, "omitted",    _ALL_EFFORTS, 4096, 5.0, 25.0,
+         compaction=True),
+    _row("claude-opus-4-7",   _1M, 128_000, True, "omitted",    _ALL_EFFORTS, 4096, 5.0, 25.0,
+         compaction=True),
+    _row("claude-opus-4-6",   _1M, 128_000, True, "summarized", _NO_XHIGH,    4096, 5.0, 25.0,
+         compaction=True),
+    _row("claude-sonnet-4-6", _1M, 64_000,  True, "summarized", _NO_XHIGH,    2048, 3.0, 15.0,
+         compaction=True),
     _row("claude-haiku-4-5",  _200K, 64_000, False, None,       _NO_EFFORT,   4096, 1.0, 5.0),
     # Legacy and deprecated: the reference names them (and their effort support and cache
     # minimums) but not their window, output limit or price; those are the public figures.
