@@ -34,6 +34,19 @@ When the queue is empty, ``server.responder(body)`` (if set) produces the
 response; otherwise the server answers 500 "fake server: no scripted response
 left" so a test fails loudly.
 
+Tokens, caching and the context window (see "Tokens, prompt caching, context" below)
+follow the API's rules with a simple count: text at 4 characters a token and a fixed
+cost per image, the same count for ``usage`` and ``/v1/messages/count_tokens``. Every
+request's usage comes from that count and a prompt cache kept per server: the per-model
+minimum cacheable prefix, the 20-block lookback, at most 4 breakpoints (a 400 beyond),
+and ``tool_choice`` or thinking changes that invalidate the cached messages. A reply's
+explicit ``usage`` still wins (its missing cache fields are 0). ``server.context_windows``
+(model or family -> tokens) makes a model's window small: a longer prompt gets the API's
+400 ``prompt is too long``. Server compaction (the ``compact_20260112`` edit with the
+``compact-2026-01-12`` beta) is played too: past its trigger, the reply starts with a
+``compaction`` block, and later requests are counted from that block, which must come
+back exactly as it was sent.
+
 SSE event order for a reply: ``message_start``, ``ping``, then per block
 ``content_block_start`` / ``content_block_delta``... / ``content_block_stop``,
 then ``message_delta`` and ``message_stop``. ``cut(reply, n)`` counts events in
@@ -74,6 +87,15 @@ __all__ = [
     "thinking_display",
     "DISPLAY_OMITTED_MODELS",
     "EFFORT_LEVELS",
+    "IMAGE_TOKENS",
+    "CACHE_LOOKBACK_BLOCKS",
+    "MAX_CACHE_BREAKPOINTS",
+    "COMPACTION_BETA",
+    "MIN_COMPACTION_TRIGGER",
+    "cache_minimum",
+    "compaction_supported",
+    "count_tokens",
+    "prompt_tokens",
 ]
 
 STOP_REASONS = frozenset(
@@ -317,6 +339,237 @@ def api_rejection(body: dict[str, Any]) -> str | None:
     return None
 
 
+# --------------------------------------------------------------------------- tokens, prompt caching, context
+# The API's rules from ../shared/reference/claude-api/shared/prompt-caching.md and SKILL.md
+# ("Compaction"), again written out rather than taken from nbagent.
+
+IMAGE_TOKENS = 1_600  # one image, whatever its size (a full-size image costs about this)
+CACHE_LOOKBACK_BLOCKS = 20  # a breakpoint finds a cached prefix at most this many blocks back
+MAX_CACHE_BREAKPOINTS = 4
+_STRUCTURAL_KEYS = frozenset({"type", "role", "id", "tool_use_id", "cache_control", "signature"})
+
+# Minimum cacheable prefix per family ("Minimum cacheable prefix" table); shorter prefixes
+# silently are not cached. Families the table leaves out get the lowest minimum.
+_CACHE_MINIMUMS: dict[str, int] = {
+    "claude-opus-4-8": 4096,
+    "claude-opus-4-7": 4096,
+    "claude-opus-4-6": 4096,
+    "claude-opus-4-5": 4096,
+    "claude-haiku-4-5": 4096,
+    "claude-fable-5": 2048,
+    "claude-mythos-5": 2048,
+    "claude-sonnet-4-6": 2048,
+    "claude-3-haiku": 2048,
+    "claude-sonnet-4-5": 1024,
+    "claude-sonnet-4-0": 1024,
+    "claude-sonnet-4": 1024,
+    "claude-opus-4-1": 1024,
+    "claude-opus-4-0": 1024,
+    "claude-opus-4": 1024,
+}
+DEFAULT_CACHE_MINIMUM = 1024
+
+COMPACTION_BETA = "compact-2026-01-12"
+CONTEXT_MANAGEMENT_BETA = "context-management-2025-06-27"
+COMPACTION_MODELS = frozenset(
+    {"claude-fable-5", "claude-opus-4-8", "claude-opus-4-7", "claude-opus-4-6", "claude-sonnet-4-6"}
+)
+MIN_COMPACTION_TRIGGER = 50_000
+DEFAULT_COMPACTION_TRIGGER = 150_000
+_EDIT_BETAS = {
+    "compact_20260112": COMPACTION_BETA,
+    "clear_tool_uses_20250919": CONTEXT_MANAGEMENT_BETA,
+    "clear_thinking_20251015": CONTEXT_MANAGEMENT_BETA,
+}
+
+
+def cache_minimum(model: str) -> int:
+    family = api_model_family(model)
+    return _CACHE_MINIMUMS.get(family, DEFAULT_CACHE_MINIMUM) if family else DEFAULT_CACHE_MINIMUM
+
+
+def compaction_supported(model: str) -> bool:
+    """Whether the API takes the compaction edit for ``model`` (made-up names: yes)."""
+    family = api_model_family(model)
+    return family is None or family in COMPACTION_MODELS
+
+
+def _text_and_images(value: Any) -> tuple[int, int]:
+    if isinstance(value, str):
+        return len(value), 0
+    if isinstance(value, dict):
+        if value.get("type") == "image":
+            return 0, 1
+        chars = images = 0
+        for key, item in value.items():
+            if key not in _STRUCTURAL_KEYS:
+                c, i = _text_and_images(item)
+                chars, images = chars + c, images + i
+        return chars, images
+    if isinstance(value, list):
+        chars = images = 0
+        for item in value:
+            c, i = _text_and_images(item)
+            chars, images = chars + c, images + i
+        return chars, images
+    return 0, 0
+
+
+def count_tokens(block: Any) -> int:
+    """Tokens of one block (tool, system block or content block): text / 4 + images."""
+    chars, images = _text_and_images(block)
+    return chars // 4 + images * IMAGE_TOKENS
+
+
+def _since_compaction(messages: list[Any]) -> list[tuple[int, int, Any]]:
+    """(message index, block index, block) the API reads: from the last compaction block on."""
+    flat = []
+    for m, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            flat.append((m, 0, {"type": "text", "text": content}))
+        elif isinstance(content, list):
+            flat += [(m, b, block) for b, block in enumerate(content)]
+    for i in range(len(flat) - 1, -1, -1):
+        block = flat[i][2]
+        if isinstance(block, dict) and block.get("type") == "compaction":
+            return flat[i:]
+    return flat
+
+
+@dataclass
+class _Prompt:
+    """A request as the API reads it: one element per tool, system block and message block."""
+
+    tokens: list[int]
+    digests: list[str]  # the cache key of the prefix ending at each element
+    breakpoints: list[int]
+    blocks: list[tuple[int, int, Any]]  # the message blocks read (from the last compaction)
+
+    @property
+    def total(self) -> int:
+        return sum(self.tokens)
+
+
+def _prompt(body: dict[str, Any]) -> _Prompt:
+    import hashlib
+
+    system = body.get("system") or []
+    system_blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
+    blocks = _since_compaction(body.get("messages") or [])
+    thinking_cfg = body.get("thinking")
+    thinking_on = isinstance(thinking_cfg, dict) and thinking_cfg.get("type") in (
+        "adaptive",
+        "enabled",
+    )
+    # Tools, then system, then messages; a change in one tier invalidates it and the tiers
+    # after it. tool_choice and thinking on/off invalidate the messages tier only.
+    tiers: list[tuple[str, list[Any]]] = [
+        ("tools", list(body.get("tools") or [])),
+        ("system", list(system_blocks)),
+        ("messages", [b for _, _, b in blocks]),
+    ]
+    running = hashlib.sha256(str(body.get("model", "")).encode())
+    tokens: list[int] = []
+    digests: list[str] = []
+    breakpoints: list[int] = []
+    for tier, elements in tiers:
+        running.update(f"|{tier}|".encode())
+        if tier == "messages":
+            settings = {"tool_choice": body.get("tool_choice"), "thinking": thinking_on}
+            running.update(json.dumps(settings, sort_keys=True).encode())
+        for element in elements:
+            if isinstance(element, dict) and "cache_control" in element:
+                breakpoints.append(len(tokens))
+                element = {k: v for k, v in element.items() if k != "cache_control"}
+            running.update(json.dumps(element, sort_keys=True).encode())
+            tokens.append(count_tokens(element))
+            digests.append(running.copy().hexdigest())
+    if body.get("cache_control") and tokens:  # automatic caching: the last block
+        breakpoints.append(len(tokens) - 1)
+    return _Prompt(tokens, digests, sorted(set(breakpoints)), blocks)
+
+
+def prompt_tokens(body: dict[str, Any]) -> int:
+    """Input tokens of a /v1/messages body, as the fake counts them."""
+    return _prompt(body).total
+
+
+class _PromptCache:
+    """The server's prompt cache: prefixes written at breakpoints, read back by later ones."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: set[str] = set()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def usage(self, prompt: _Prompt, model: str) -> dict[str, int]:
+        """Read the longest cached prefix a breakpoint finds (looking back at most 20
+        blocks), write a cache entry at every later breakpoint whose prefix reaches the
+        model's minimum, and split the input into uncached, written and read tokens."""
+        cumulative = list(itertools.accumulate(prompt.tokens))
+        minimum = cache_minimum(model)
+        with self._lock:
+            hit = -1
+            for point in prompt.breakpoints:
+                for back in range(point, max(-1, point - CACHE_LOOKBACK_BLOCKS - 1), -1):
+                    if prompt.digests[back] in self._entries:
+                        hit = max(hit, back)
+                        break
+            written = hit
+            for point in prompt.breakpoints:
+                if point > hit and cumulative[point] >= minimum:
+                    self._entries.add(prompt.digests[point])
+                    written = max(written, point)
+        read = cumulative[hit] if hit >= 0 else 0
+        write = cumulative[written] - read if written > hit else 0
+        return {
+            "input_tokens": prompt.total - read - write,
+            "cache_creation_input_tokens": write,
+            "cache_read_input_tokens": read,
+        }
+
+
+def _context_rejection(body: dict[str, Any], headers: dict[str, str]) -> str | None:
+    """The 400 message for a context_management the API would refuse, or None."""
+    management = body.get("context_management")
+    if management is None:
+        return None
+    betas = {b.strip() for b in headers.get("anthropic-beta", "").split(",") if b.strip()}
+    edits = management.get("edits") if isinstance(management, dict) else None
+    if not isinstance(edits, list):
+        return "context_management.edits: Field required"
+    for i, edit in enumerate(edits):
+        kind = edit.get("type") if isinstance(edit, dict) else None
+        if kind not in _EDIT_BETAS:
+            return f"context_management.edits.{i}.type: unknown edit {kind!r}"
+        if _EDIT_BETAS[kind] not in betas:
+            return (
+                f"context_management edit {kind!r} requires the beta header {_EDIT_BETAS[kind]!r}"
+            )
+        if kind == "compact_20260112":
+            if not compaction_supported(str(body.get("model", ""))):
+                return f"compact_20260112 is not supported on {body.get('model')}."
+            trigger = (edit.get("trigger") or {}).get("value", DEFAULT_COMPACTION_TRIGGER)
+            if not isinstance(trigger, int) or trigger < MIN_COMPACTION_TRIGGER:
+                return (
+                    f"context_management.edits.{i}.trigger.value: must be at least "
+                    f"{MIN_COMPACTION_TRIGGER}"
+                )
+    return None
+
+
+def _compaction_edit(body: dict[str, Any]) -> dict[str, Any] | None:
+    management = body.get("context_management")
+    for edit in (management or {}).get("edits") or []:
+        if isinstance(edit, dict) and edit.get("type") == "compact_20260112":
+            return edit
+    return None
+
+
 # --------------------------------------------------------------------------- rendering
 
 
@@ -339,9 +592,18 @@ class _Rendered:
 
 
 def _render(
-    r: Reply, body: dict[str, Any], msg_id: str, next_tool_id: Callable[[], str]
+    r: Reply,
+    body: dict[str, Any],
+    msg_id: str,
+    next_tool_id: Callable[[], str],
+    input_usage: dict[str, int] | None = None,
+    iterations: list[dict[str, Any]] | None = None,
 ) -> _Rendered:
-    """Turn a Reply into the final Message JSON and its SSE event list."""
+    """Turn a Reply into the final Message JSON and its SSE event list.
+
+    ``input_usage`` is the request's input split (uncached, cache writes, cache reads);
+    a reply's own ``usage`` wins over it, with 0 for the cache fields it leaves out.
+    """
     content: list[dict[str, Any]] = []
     block_events: list[tuple[str, dict[str, Any]]] = []
     out_chars = 0
@@ -364,6 +626,13 @@ def _render(
             deltas = [{"type": "thinking_delta", "thinking": c} for c in _chunks(shown, b.chunk)]
             deltas.append({"type": "signature_delta", "signature": b.signature})
             out_chars += len(b.text)
+        elif b.type == "compaction":
+            # The summary arrives whole in one delta, with its opaque metadata.
+            final = {"type": "compaction", "content": b.text, "encrypted_content": b.signature}
+            start = {"type": "compaction", "content": None}
+            deltas = [
+                {"type": "compaction_delta", "content": b.text, "encrypted_content": b.signature}
+            ]
         elif b.type == "tool_use":
             tid = b.id or next_tool_id()
             final = {"type": "tool_use", "id": tid, "name": b.name, "input": b.input}
@@ -386,13 +655,21 @@ def _render(
         ]
         block_events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
 
-    usage: dict[str, int] = {
-        "input_tokens": _rough_tokens(len(json.dumps(body.get("messages", body)))),
+    usage: dict[str, Any] = {
+        "input_tokens": prompt_tokens(body),
         "output_tokens": _rough_tokens(out_chars),
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 0,
     }
-    usage.update(r.usage or {})
+    if r.usage:
+        usage.update(r.usage)
+    elif input_usage:
+        usage.update(input_usage)
+    if iterations:
+        for entry in iterations:
+            if entry["type"] == "message":
+                entry["output_tokens"] = usage["output_tokens"]
+        usage["iterations"] = iterations
     model = r.model or str(body.get("model", "claude-fake"))
     message: dict[str, Any] = {
         "id": msg_id,
@@ -517,7 +794,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/v1/messages":
             self._messages(body)
         elif path == "/v1/messages/count_tokens":
-            self._send_json(200, {"input_tokens": _rough_tokens(len(json.dumps(body)))})
+            self._send_json(200, {"input_tokens": prompt_tokens(body)})
         else:
             self._not_found(path)
 
@@ -533,11 +810,27 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _messages(self, body: dict[str, Any]) -> None:
         fake = self.server.fake
-        rejection = api_rejection(body)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        rejection = api_rejection(body) or _context_rejection(body, headers)
         if rejection is not None:  # refused before the model runs: no scripted reply is used
             self._send_error(Error(400, rejection, "invalid_request_error"))
             return
-        resp = fake._next_response(body)
+        prompt = _prompt(body)
+        model = str(body.get("model", ""))
+        refusal = fake._input_rejection(prompt, model)
+        if refusal is not None:
+            self._send_error(Error(400, refusal, "invalid_request_error"))
+            return
+        edit = _compaction_edit(body)
+        trigger = (edit or {}).get("trigger") or {}
+        compacting = edit is not None and prompt.total >= trigger.get(
+            "value", DEFAULT_COMPACTION_TRIGGER
+        )
+        resp: Response | None
+        if compacting and edit is not None and edit.get("pause_after_compaction"):
+            resp = Reply(blocks=(), stop_reason="compaction")  # the server's own: nothing used
+        else:
+            resp = fake._next_response(body)
         if resp is None:
             self._send_error(Error(500, "fake server: no scripted response left", "api_error"))
             return
@@ -547,8 +840,33 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(resp)
             return
         r, limit = (resp.reply, resp.after_events) if isinstance(resp, Cut) else (resp, None)
+        usage = fake._cache.usage(prompt, model)
+        iterations = None
+        if compacting:
+            block = fake._compact(body, prompt)
+            # The model then reads only the compacted context: tools, system, the summary.
+            after = _prompt({**body, "messages": [{"role": "assistant", "content": [block]}]})
+            compaction_usage = {"type": "compaction", **usage}
+            compaction_usage["output_tokens"] = count_tokens(block["content"])
+            usage = fake._cache.usage(after, model)
+            iterations = [compaction_usage, {"type": "message", **usage}]
+            summary = Block(
+                type="compaction", text=block["content"], signature=block["encrypted_content"]
+            )
+            r = Reply(
+                blocks=(summary, *r.blocks),
+                stop_reason=r.stop_reason,
+                usage=r.usage,
+                delay=r.delay,
+                model=r.model,
+            )
         rendered = _render(
-            r, body, f"msg_fake_{fake._next('msg')}", lambda: f"toolu_fake_{fake._next('tool')}"
+            r,
+            body,
+            f"msg_fake_{fake._next('msg')}",
+            lambda: f"toolu_fake_{fake._next('tool')}",
+            usage,
+            iterations,
         )
         if body.get("stream"):
             self._stream(rendered, r.delay, limit)
@@ -585,6 +903,12 @@ class FakeAnthropic:
         self._requests: list[dict[str, Any]] = []
         self._counters: dict[str, itertools.count[int]] = {}
         self.responder: Callable[[dict[str, Any]], Response] | None = None
+        # Model id or family -> context window in tokens; a longer prompt is a 400.
+        self.context_windows: dict[str, int] = {}
+        # body -> the summary text of a server compaction (a default names what it covers).
+        self.compaction_summary: Callable[[dict[str, Any]], str] | None = None
+        self.compactions: list[dict[str, Any]] = []  # the compaction blocks sent, in order
+        self._cache = _PromptCache()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         if start:
@@ -650,6 +974,17 @@ class FakeAnthropic:
             self._requests.clear()
         self.responder = None
 
+    def clear_cache(self) -> None:
+        """Forget every prompt cache entry (as if their 5 minutes had passed)."""
+        self._cache.clear()
+
+    def context_window(self, model: str) -> int | None:
+        """The window set for ``model`` (by id, then family) in ``context_windows``."""
+        window = self.context_windows.get(model)
+        if window is None:
+            window = self.context_windows.get(api_model_family(model) or "")
+        return window
+
     @property
     def pending(self) -> int:
         """Number of scripted responses not yet consumed."""
@@ -681,6 +1016,43 @@ class FakeAnthropic:
                 return self._queue.pop(0)
         responder = self.responder
         return responder(body) if responder is not None else None
+
+    def _input_rejection(self, prompt: _Prompt, model: str) -> str | None:
+        """The 400 message for a prompt the API refuses as sent, or None."""
+        if len(prompt.breakpoints) > MAX_CACHE_BREAKPOINTS:
+            return (
+                f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be "
+                f"provided. Found {len(prompt.breakpoints)}."
+            )
+        with self._lock:
+            issued = list(self.compactions)
+        for m, b, block in prompt.blocks:
+            if isinstance(block, dict) and block.get("type") == "compaction":
+                sent = {k: v for k, v in block.items() if k != "cache_control"}
+                if sent not in issued:
+                    return (
+                        f"messages.{m}.content.{b}: the compaction block must be sent back "
+                        "exactly as the API returned it"
+                    )
+        window = self.context_window(model)
+        if window is not None and prompt.total > window:
+            return f"prompt is too long: {prompt.total} tokens > {window} maximum"
+        return None
+
+    def _compact(self, body: dict[str, Any], prompt: _Prompt) -> dict[str, Any]:
+        """A new compaction block summarising the prompt (remembered, to check it later)."""
+        n = self._next("compaction")
+        summary_of = self.compaction_summary
+        summary = (
+            summary_of(body)
+            if summary_of is not None
+            else f"Summary {n} of the conversation so far: {len(prompt.blocks)} blocks, "
+            f"{prompt.total} tokens."
+        )
+        block = {"type": "compaction", "content": summary, "encrypted_content": f"fake-opaque-{n}"}
+        with self._lock:
+            self.compactions.append(block)
+        return block
 
     def _next(self, kind: str) -> int:
         with self._lock:

@@ -24,6 +24,10 @@ def block_to_param(block: Any) -> dict[str, Any]:
         return {"type": "redacted_thinking", "data": block.data}
     if kind == "tool_use":
         return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+    if kind == "compaction":
+        # Sent back exactly as it came (summary, opaque fields, signature, even a null
+        # content): every field the API set, nothing added.
+        return block.to_dict(mode="json", exclude_unset=True)
     # Server tool blocks and future types: the SDK's own serialisation.
     return block.to_dict(mode="json", exclude_none=True)
 
@@ -85,17 +89,90 @@ def with_cache_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, Any]
     The breakpoint moves forward each request, so every request reads the
     prefix the previous one wrote. The stored history is never modified.
     """
-    if not messages:
-        return messages
-    last = dict(messages[-1])
-    content = last["content"]
+    return with_cache_breakpoints(messages, limit=1)
+
+
+# Blocks the API refuses a `cache_control` on.
+_UNMARKABLE = frozenset({"thinking", "redacted_thinking"})
+
+
+def request_ends(messages: list[dict[str, Any]], limit: int) -> list[int]:
+    """Indexes of the messages that ended this request and the requests before it.
+
+    The history grows by appending: each request ends where the previous one ended,
+    plus the assistant's answer and what came after it. So the message before each
+    assistant message closed an earlier request; the newest `limit` ends, newest first.
+    """
+    if not messages or limit <= 0:
+        return []
+    ends = [len(messages) - 1]
+    for k in range(len(messages) - 1, 0, -1):
+        if len(ends) >= limit:
+            break
+        if messages[k]["role"] == "assistant" and k - 1 < ends[-1]:
+            ends.append(k - 1)
+    return ends
+
+
+def with_cache_breakpoints(messages: list[dict[str, Any]], limit: int = 3) -> list[dict[str, Any]]:
+    """A copy of `messages` with `cache_control` on the last block of up to `limit` request ends.
+
+    The moving end (this request's last block) writes the conversation to the cache.
+    The previous request's end is marked too: the API looks back at most 20 blocks
+    from a breakpoint for a cached prefix, and a round of parallel tool calls adds
+    more than that, so the previous end must be a breakpoint of its own to be read.
+    The end before it is a fallback when the previous request wrote nothing. The
+    system prompt takes the API's fourth breakpoint. The stored history is never
+    modified: only the marked messages are copied.
+    """
+    out = list(messages)
+    for index in request_ends(messages, limit):
+        marked = _mark_last_block(messages[index])
+        if marked is not None:
+            out[index] = marked
+    return out
+
+
+def _mark_last_block(message: dict[str, Any]) -> dict[str, Any] | None:
+    content = message["content"]
     if isinstance(content, str):
+        if not content:
+            return None
         content = [{"type": "text", "text": content}]
     else:
         content = list(content)
     for i in range(len(content) - 1, -1, -1):
-        if content[i].get("type") in ("text", "tool_result", "image", "document"):
-            content[i] = {**content[i], "cache_control": {"type": "ephemeral"}}
-            break
-    last["content"] = content
-    return [*messages[:-1], last]
+        block = content[i]
+        if block.get("type") in _UNMARKABLE or (block.get("type") == "text" and not block["text"]):
+            continue
+        content[i] = {**block, "cache_control": {"type": "ephemeral"}}
+        return {**message, "content": content}
+    return None
+
+
+# Conversation breakpoints a request uses; the system prompt takes the API's fourth.
+MESSAGE_BREAKPOINTS = 3
+
+
+def request_messages(messages: list[dict[str, Any]], prompt_caching: bool) -> list[dict[str, Any]]:
+    """The messages a request sends: from the last compaction block on, with breakpoints."""
+    view = since_last_compaction(messages)
+    return with_cache_breakpoints(view, MESSAGE_BREAKPOINTS) if prompt_caching else view
+
+
+def since_last_compaction(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages the API reads: from the last server compaction block on.
+
+    The API drops everything before a compaction block, so it is not sent either;
+    the block's own message keeps only the block and what follows it. The stored
+    history keeps the whole conversation.
+    """
+    for m in range(len(messages) - 1, -1, -1):
+        content = messages[m]["content"]
+        if isinstance(content, str) or messages[m]["role"] != "assistant":
+            continue
+        for b in range(len(content) - 1, -1, -1):
+            if content[b].get("type") == "compaction":
+                first = messages[m] if b == 0 else {**messages[m], "content": content[b:]}
+                return [first, *messages[m + 1 :]]
+    return messages

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import Settings
-from .history import with_cache_breakpoint
+from .context.server_compaction import ContextPolicy, context_policy, request_params
+from .history import request_messages
 from .models import effort_param, model_info, thinking_param
 
 
@@ -19,6 +20,7 @@ class RequestPlan:
     thinking: dict[str, Any] | None
     effort: str | None
     notices: tuple[str, ...]  # one-line notes for the user (a dropped effort, an unknown model)
+    context: ContextPolicy | None = None  # compaction and context editing; None: none
 
 
 def plan_request(settings: Settings) -> RequestPlan:
@@ -32,12 +34,18 @@ def plan_request(settings: Settings) -> RequestPlan:
     effort, dropped = effort_param(info, settings.effort)
     if dropped:
         notices.append(dropped)
+    context = context_policy(
+        settings.model, settings.compaction, settings.compact_at, settings.context_editing
+    )
+    if context.notice:
+        notices.append(context.notice)
     return RequestPlan(
         model=settings.model,
         max_tokens=settings.max_tokens,
         thinking=thinking_param(info, settings.thinking),
         effort=effort,
         notices=tuple(notices),
+        context=context,
     )
 
 
@@ -50,7 +58,13 @@ def build_request(
     prompt_caching: bool,
     final: bool = False,
 ) -> dict[str, Any]:
-    """`messages.create` keyword arguments; `final` forbids tool use (the turn limit)."""
+    """`messages.create` keyword arguments (plus `betas` for beta features).
+
+    `final` (the turn limit) changes nothing here: the loop asks for the final answer
+    in words, because a different `tool_choice` would invalidate the cached
+    conversation. Tools stay declared and sorted, and the system prompt stays as it
+    is, so their cache entry outlives every turn and every compaction.
+    """
     if prompt_caching:
         blocks: list[dict[str, Any]] = (
             [{"type": "text", "text": system}]
@@ -66,16 +80,14 @@ def build_request(
         "model": plan.model,
         "max_tokens": plan.max_tokens,
         "system": system_param,
-        "messages": with_cache_breakpoint(messages) if prompt_caching else messages,
+        "messages": request_messages(messages, prompt_caching),
     }
     if tools:
         params["tools"] = tools
-        if final:
-            # The tools stay declared (the history holds tool calls), but the model
-            # must answer from what it has.
-            params["tool_choice"] = {"type": "none"}
     if plan.thinking is not None:
         params["thinking"] = plan.thinking
     if plan.effort:
         params["output_config"] = {"effort": plan.effort}
+    if plan.context is not None:
+        params.update(request_params(plan.context))
     return params
