@@ -43,6 +43,7 @@ from .redact import Redactor, StreamRedactor, current_redactor
 
 if TYPE_CHECKING:
     from .config import Settings
+    from .context import SessionContext
     from .permissions import PermissionPolicy
     from .providers.base import ModelResponse, Provider
     from .tools.runner import ToolRunner
@@ -72,6 +73,9 @@ class Turn:
     # params, run -> why the request must not be sent (a budget), or None
     over_budget: Callable[[dict[str, Any], Run], str | None] | None = None
     budget_summary: Callable[[Run], str | None] | None = None
+    # context (issue 10): measures each request, compacts before the window is full and
+    # after a `prompt is too long` refusal; None: no context management.
+    context: SessionContext | None = None
 
     def drain_notices(self) -> Generator[Notice, None, None]:
         while self.notices:
@@ -161,6 +165,10 @@ def _advance(turn: Turn, run: Run) -> Generator[Event, None, None]:
             run.rounds += 1
 
         final = run.rounds >= turn.settings.max_turns
+        if final:  # caching (issue 10): asked in words; a tool_choice change loses the cache
+            _ask_for_final_answer(turn)
+        if turn.context is not None:  # context (issue 10): measure; compact when needed
+            yield from _counted(run, turn.context.prepare(final))
         params = turn.build_request(final)
         over = turn.over_budget(params, run) if turn.over_budget is not None else None
         if over:
@@ -171,7 +179,7 @@ def _advance(turn: Turn, run: Run) -> Generator[Event, None, None]:
             yield TurnEnd("budget", over)
             return
         run.partial_text = []
-        stream = turn.provider.stream(params)
+        stream = _stream_with_recovery(turn, run, params, final)  # context (issue 10)
         # Known secrets never reach a surface, even split across chunks.
         redactor = current_redactor()
         text_out, thinking_out = StreamRedactor(redactor), StreamRedactor(redactor)
@@ -233,6 +241,58 @@ def _advance(turn: Turn, run: Run) -> Generator[Event, None, None]:
         yield from _budget_note(turn, run)
         yield TurnEnd(run.stop_reason, notice.text if notice else "")
         return
+
+
+# -- context (issue 10): the final answer, compaction around each request
+
+FINAL_ANSWER_PROMPT = (
+    "This turn has reached its limit of {n} tool rounds. Do not call any more tools: "
+    "answer now from what you have."
+)
+
+
+def _ask_for_final_answer(turn: Turn) -> None:
+    """Ask for the final answer in a user text, once. The request keeps its tools and
+    tool_choice, so the cached conversation is read; any tool call the model still
+    makes is answered "not run: turn limit reached"."""
+    text = FINAL_ANSWER_PROMPT.format(n=turn.settings.max_turns)
+    last = turn.history[-1] if turn.history else None
+    if last is not None and last["role"] == "user" and isinstance(last["content"], list):
+        tail = last["content"][-1] if last["content"] else None
+        if isinstance(tail, dict) and tail.get("text") == text:
+            return
+    append_user_content(turn.history, [{"type": "text", "text": text}])
+
+
+def _counted(run: Run, events: Generator[Event, None, Any]) -> Generator[Event, None, Any]:
+    """Pass events on, adding their usage (a compaction's request) to the turn's."""
+    while True:
+        try:
+            event = next(events)
+        except StopIteration as stop:
+            return stop.value
+        if isinstance(event, Usage):
+            run.usage = run.usage + event
+        yield event
+
+
+def _stream_with_recovery(
+    turn: Turn, run: Run, params: dict[str, Any], final: bool
+) -> Generator[Event, None, ModelResponse]:
+    """The provider's stream; a `prompt is too long` refusal is compacted away and the
+    request sent once more. The context is told each response's size."""
+    try:
+        message = yield from turn.provider.stream(params)
+    except Exception as exc:
+        if turn.context is None:
+            raise
+        retry = yield from _counted(run, turn.context.recover(exc))
+        if not retry:
+            raise
+        message = yield from turn.provider.stream(turn.build_request(final))
+    if turn.context is not None:
+        yield from turn.context.observe(message)
+    return message
 
 
 def _budget_note(turn: Turn, run: Run) -> Generator[Notice, None, None]:
