@@ -520,6 +520,12 @@ class Session:
             stop_requested=self.stop_requested,
             notices=self.notices,
         )
+        if plan.context is not None:  # context (issue 10): measure; compact when needed
+            from .context import SessionContext, meter_of
+
+            turn.context = SessionContext(
+                self.history, plan.context, meter_of(self), request, provider, self._record_usage
+            )
         self._turn_ctx = turn
         return turn, notices
 
