@@ -238,3 +238,38 @@ def test_keeper_starts_a_new_conversation_after_a_reset_and_adopts_a_saved_one(t
     assert older is not None and older.id == first and older.messages[-1]["content"] == "more"
     keeper.adopt(session, older)
     assert keeper.conversation_id == first and keeper.is_current(session)
+
+
+# -- the terminal: nbagent --resume --------------------------------------------
+
+
+def test_terminal_resume_continues_the_last_chat(tmp_path):
+    from tests.fake_anthropic import FakeAnthropic
+    from tests.test_cli import PROMPT, child_env, finish, spawn
+
+    with FakeAnthropic() as server:
+        server.enqueue("Noted: teal.", "You said teal.")
+        env = child_env(server)
+        child = spawn(tmp_path, env)
+        child.expect(PROMPT)
+        child.sendline("Remember the colour teal.")
+        child.expect("Noted: teal.")
+        child.expect(PROMPT)
+        child.sendline("/exit")
+        assert finish(child) == 0
+        first = list(tmp_path.glob("workspace/session_*"))
+        assert len(first) == 1 and list(first[0].glob(".nbagent/conversations/*.json"))
+
+        child = spawn(tmp_path, env, "--resume")
+        child.expect(f"workspace: {first[0]}")
+        child.expect(r"Resumed the conversation \(1 prompt\)")
+        child.expect(PROMPT)
+        child.sendline("Which colour?")
+        child.expect("You said teal.")
+        child.expect(PROMPT)
+        child.sendline("/exit")
+        assert finish(child) == 0
+        sent = server.last_body["messages"]
+        assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+        assert "Remember the colour teal." in json.dumps(sent)
+        assert len(list(tmp_path.glob("workspace/session_*"))) == 1  # no new workspace

@@ -2,6 +2,7 @@
 
     nbagent                      interactive chat in ./workspace/session_YYYYMMDD_HHMMSS
     nbagent --workspace DIR      interactive chat working in DIR
+    nbagent --resume             continue the last chat (its workspace and conversation)
     nbagent run "prompt"         one prompt; the answer on stdout, tool activity on stderr
     echo "prompt" | nbagent run -
 
@@ -93,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Chat with nbagent, an AI agent powered by Claude, in the terminal.",
     )
     parser.add_argument("--version", action="version", version=f"nbagent {__version__}")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the last chat: its workspace (or --workspace DIR) and its conversation",
+    )
     _add_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="{run}")
     run = sub.add_parser(
@@ -133,6 +139,20 @@ def new_session_dir(base: Path) -> Path:
             path, n = root / f"{stamp}_{n}", n + 1
 
 
+def last_session_dir(base: Path) -> Path | None:
+    """The `workspace/session_*` directory under `base` whose conversation was saved last."""
+    from ..record.location import workspace_location
+
+    newest: tuple[float, Path] | None = None
+    for candidate in (base / "workspace").glob("session_*"):
+        conversations = workspace_location(candidate).folder / "conversations"
+        for saved in conversations.glob("*.json"):
+            mtime = saved.stat().st_mtime
+            if newest is None or mtime > newest[0]:
+                newest = (mtime, candidate)
+    return newest[1].resolve() if newest is not None else None
+
+
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     options = {o.name: getattr(args, o.name, None) for o in CLI_OPTIONS}
     if getattr(args, "no_thinking", False):
@@ -168,8 +188,17 @@ def chat(args: argparse.Namespace) -> int:
             Text(f"Wrote a .env template to {env_file}: {hint}.", style="green"),
             soft_wrap=True,
         )
-    created = args.workspace is None
-    workspace = new_session_dir(cwd) if created else Path(args.workspace).expanduser().resolve()
+    resumed = None if args.workspace or not args.resume else last_session_dir(cwd)
+    if args.resume and not args.workspace and resumed is None:
+        console.print(
+            Text(f"No saved chat under {cwd / 'workspace'}: starting a new one.", style="yellow"),
+            soft_wrap=True,
+        )
+    created = args.workspace is None and resumed is None
+    if resumed is not None:
+        workspace = resumed
+    else:
+        workspace = new_session_dir(cwd) if created else Path(args.workspace).expanduser().resolve()
     ask = _mode(args) == "ask"
     renderer = TerminalRenderer(console, interactive_approval=ask)
     if args.verbose:
@@ -191,6 +220,7 @@ def chat(args: argparse.Namespace) -> int:
             except OSError:
                 pass
         raise
+    repl.keep_conversation(resume=args.resume)
     return repl.run()
 
 

@@ -109,6 +109,26 @@ class Repl:
         self.verbose = verbose
         self.total = Usage()  # across /reset, for /usage
         self._had_key = has_key(self.agent)
+        self._resumed: str | None = None  # what the banner says about a resumed chat
+
+    def keep_conversation(self, *, resume: bool = False) -> None:
+        """Save the conversation in the workspace's `.nbagent/` after each turn (for
+        `nbagent --resume`); with `resume`, continue the one saved there last."""
+        from ..record.keeper import ConversationKeeper
+        from ..record.location import workspace_location
+
+        keeper = ConversationKeeper(lambda: workspace_location(self.workspace))
+        session = self.agent.session
+        session.turn_end_hooks.append(lambda session, run: keeper.save(session))
+        if not resume:
+            return
+        saved = keeper.latest(session)
+        if saved is None or not saved.messages:
+            self._resumed = "No saved conversation in this workspace: starting a new one."
+            return
+        keeper.adopt(session, saved)
+        n = saved.turns
+        self._resumed = f"Resumed the conversation ({n} prompt{'s' if n != 1 else ''})."
 
     # -- main loop ------------------------------------------------------------
 
@@ -119,6 +139,8 @@ class Repl:
         line.append(f" · model {agent.model} · mode {agent.permission_mode}", style="")
         self.console.print(line, soft_wrap=True)
         self.console.print(Text(f"workspace: {self.workspace}"), soft_wrap=True)
+        if self._resumed:
+            self.renderer.info(self._resumed, style="green")
         if not has_key(agent):
             self.renderer.error(missing_key_message())
         self.console.print(
