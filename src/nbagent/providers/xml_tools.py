@@ -222,14 +222,16 @@ class CallParser:
     """Splits streamed text into text to show and tool calls, as it arrives.
 
     Text is released as soon as it cannot be the start of a `<tool_call>` tag; a call is
-    released when its closing tag arrives. After a `<tool_response` the model wrote
-    itself, the rest of the answer is dropped.
+    released when its closing tag arrives. Whitespace around calls is dropped (text after
+    a call starts a new paragraph). After a `<tool_response` the model wrote itself, the
+    rest of the answer is dropped.
     """
 
     def __init__(self) -> None:
         self.buffer = ""
         self.in_call = False
         self.stopped = False
+        self.after_call = False
         self.text: list[str] = []
         self.calls: list[dict[str, Any]] = []
 
@@ -246,19 +248,23 @@ class CallParser:
                 out.append(self._call(self.buffer[:end]))
                 self.buffer = self.buffer[end + len(CLOSE) :]
                 self.in_call = False
+                self.after_call = True
                 continue
             start = self.buffer.find(OPEN)
             stray = self.buffer.find(RESPONSE_OPEN)
             if stray >= 0 and (start < 0 or stray < start):
-                out += self._text(self.buffer[:stray])
+                out += self._text(self.buffer[:stray].rstrip())
                 self.buffer, self.stopped = "", True
                 return out
             if start < 0:
-                keep = _partial_tag_length(self.buffer)
-                out += self._text(self.buffer[: len(self.buffer) - keep])
-                self.buffer = self.buffer[len(self.buffer) - keep :]
+                # Held back: a possible tag start, and trailing whitespace (dropped if a
+                # call follows).
+                keep = len(self.buffer) - _partial_tag_length(self.buffer)
+                ready = self.buffer[:keep].rstrip()
+                out += self._text(ready)
+                self.buffer = self.buffer[len(ready) :]
                 return out
-            out += self._text(self.buffer[:start])
+            out += self._text(self.buffer[:start].rstrip())
             self.buffer = self.buffer[start + len(OPEN) :]
             self.in_call = True
 
@@ -269,13 +275,20 @@ class CallParser:
         if self.stopped or not rest:
             return []
         if not self.in_call:
-            return self._text(rest)
+            return self._text(rest.rstrip())
         self.in_call = False
         if cut:
             return self._text(OPEN + rest)
         return [self._call(rest)]
 
     def _text(self, text: str) -> list[tuple[str, Any]]:
+        if self.after_call:
+            text = text.lstrip()
+            if not text:
+                return []
+            self.after_call = False
+            if self.text:
+                text = f"\n\n{text}"
         if not text:
             return []
         self.text.append(text)
