@@ -145,11 +145,14 @@ def _sdk_events(stream: Any) -> Generator[Any, None, None]:
 
 
 def _loop_events(stream: Any) -> Generator[Event, None, None]:
-    """The SDK's stream events as loop events (deltas and tool-call starts)."""
-    from anthropic.types import RawContentBlockDeltaEvent, RawContentBlockStartEvent
+    """The SDK's stream events as loop events (deltas and tool-call starts).
 
+    Matched on the events' `type`, not their classes: the beta client (server-side
+    compaction) streams its own `Beta*` event classes with the same shapes.
+    """
     for event in _sdk_events(stream):
-        if isinstance(event, RawContentBlockDeltaEvent):
+        kind = getattr(event, "type", None)
+        if kind == "content_block_delta":
             delta = event.delta
             if delta.type == "text_delta":
                 yield TextDelta(delta.text)
@@ -158,9 +161,7 @@ def _loop_events(stream: Any) -> Generator[Event, None, None]:
             elif delta.type == "input_json_delta":
                 block = stream.current_message_snapshot.content[event.index]
                 yield ToolInputDelta(getattr(block, "id", ""), delta.partial_json)
-        elif (
-            isinstance(event, RawContentBlockStartEvent) and event.content_block.type == "tool_use"
-        ):
+        elif kind == "content_block_start" and event.content_block.type == "tool_use":
             yield ToolCallStart(event.content_block.id, event.content_block.name)
 
 
