@@ -18,12 +18,20 @@ from nbagent.models import model_info
 
 try:
     from tests.fake_anthropic import (
+        CACHE_LOOKBACK_BLOCKS,
+        COMPACTION_BETA,
         EFFORT_LEVELS,
+        IMAGE_TOKENS,
+        MAX_CACHE_BREAKPOINTS,
+        MIN_COMPACTION_TRIGGER,
         FakeAnthropic,
         api_rejection,
+        cache_minimum,
+        compaction_supported,
         cut,
         env_for,
         error,
+        prompt_tokens,
         reply,
         text,
         thinking,
@@ -32,12 +40,20 @@ try:
     )
 except ImportError:  # tests/ not importable as a package
     from fake_anthropic import (  # type: ignore[no-redef]
+        CACHE_LOOKBACK_BLOCKS,
+        COMPACTION_BETA,
         EFFORT_LEVELS,
+        IMAGE_TOKENS,
+        MAX_CACHE_BREAKPOINTS,
+        MIN_COMPACTION_TRIGGER,
         FakeAnthropic,
         api_rejection,
+        cache_minimum,
+        compaction_supported,
         cut,
         env_for,
         error,
+        prompt_tokens,
         reply,
         text,
         thinking,
@@ -526,3 +542,217 @@ def test_fake_api_rules_agree_with_the_model_table(model: str) -> None:
     assert taken == info.effort_levels
     adaptive_ok = api_rejection({"model": model, "thinking": {"type": "adaptive"}}) is None
     assert adaptive_ok == info.adaptive_thinking
+    assert cache_minimum(model) == info.min_cacheable_tokens
+    assert compaction_supported(model) == info.server_compaction
+
+
+# --------------------------------------------------------------------------- tokens, caching, context
+
+
+def words(tokens: int, tag: str = "") -> str:
+    """A text the fake counts as exactly `tokens` tokens (4 characters each)."""
+    return (tag + "abcd" * tokens)[: 4 * tokens]
+
+
+def marked(text_: str) -> dict[str, Any]:
+    return {"type": "text", "text": text_, "cache_control": {"type": "ephemeral"}}
+
+
+def usage_of(server: FakeAnthropic, **body: Any) -> Any:
+    server.enqueue("ok")
+    return create(client(server), **body).usage
+
+
+def test_usage_and_count_tokens_use_one_count(server: FakeAnthropic) -> None:
+    image = {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": "A" * 9999},
+    }
+    messages = [{"role": "user", "content": [{"type": "text", "text": words(300)}, image]}]
+    body = {"model": MODEL, "system": words(100), "messages": messages}
+    assert prompt_tokens(body) == 100 + 300 + IMAGE_TOKENS
+    counted = client(server).messages.count_tokens(**body)
+    assert counted.input_tokens == 100 + 300 + IMAGE_TOKENS
+    u = usage_of(server, **body)
+    assert u.input_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens == 2000
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK's, for Sonnet 4.5
+@pytest.mark.parametrize(
+    ("model", "minimum"),
+    [("claude-opus-4-8", 4096), ("claude-sonnet-4-6", 2048), ("claude-sonnet-4-5", 1024)],
+)
+def test_a_prefix_under_the_model_minimum_is_not_cached(
+    server: FakeAnthropic, model: str, minimum: int
+) -> None:
+    short = [marked(words(minimum - 1, "short"))]
+    assert usage_of(server, model=model, system=short).cache_creation_input_tokens == 0
+    assert usage_of(server, model=model, system=short).cache_read_input_tokens == 0
+    long = [marked(words(minimum, "long"))]
+    assert usage_of(server, model=model, system=long).cache_creation_input_tokens == minimum
+    again = usage_of(server, model=model, system=long)
+    assert (again.cache_read_input_tokens, again.input_tokens) == (minimum, 2)  # "Hello there"
+
+
+def conversation(blocks: int, mark_at: int | None) -> list[dict[str, Any]]:
+    """One user message of `blocks` text blocks of 100 tokens, `mark_at` one marked."""
+    content: list[dict[str, Any]] = [
+        {"type": "text", "text": words(100, f"b{i}-")} for i in range(blocks)
+    ]
+    if mark_at is not None:
+        content[mark_at] = {**content[mark_at], "cache_control": {"type": "ephemeral"}}
+    return [{"role": "user", "content": content}]
+
+
+@pytest.mark.parametrize("gap", [CACHE_LOOKBACK_BLOCKS, CACHE_LOOKBACK_BLOCKS + 1])
+def test_a_breakpoint_looks_back_at_most_20_blocks(server: FakeAnthropic, gap: int) -> None:
+    system = [marked(words(2048))]
+    model = "claude-sonnet-4-6"
+    first = usage_of(server, model=model, system=system, messages=conversation(30, 4))
+    assert first.cache_creation_input_tokens == 2048 + 500
+    later = usage_of(server, model=model, system=system, messages=conversation(30, 4 + gap))
+    if gap <= CACHE_LOOKBACK_BLOCKS:  # found: the conversation up to block 4 is read
+        assert later.cache_read_input_tokens == 2048 + 500
+    else:  # beyond the lookback: only the system prompt's own entry is read
+        assert later.cache_read_input_tokens == 2048
+    written = 2048 + (5 + gap) * 100 - later.cache_read_input_tokens
+    assert later.cache_creation_input_tokens == written
+
+
+def test_more_than_four_breakpoints_is_refused(server: FakeAnthropic) -> None:
+    content = [marked(words(10, f"m{i}")) for i in range(MAX_CACHE_BREAKPOINTS)]
+    body = {"model": MODEL, "messages": [{"role": "user", "content": content}]}
+    assert usage_of(server, **body).cache_read_input_tokens == 0  # four: fine
+    server.enqueue("unused")
+    with pytest.raises(anthropic.BadRequestError, match="A maximum of 4 blocks"):
+        create(client(server), **body, system=[marked("one more")])
+    assert server.pending == 1  # refused before the model runs: the reply was not used
+
+
+def test_tool_choice_changes_invalidate_only_the_cached_messages(server: FakeAnthropic) -> None:
+    tools = [{"name": "f", "description": words(10), "input_schema": {"type": "object"}}]
+    system = [marked(words(2100))]
+    messages = conversation(3, 2)
+    body = {"model": "claude-sonnet-4-6", "system": system, "messages": messages, "tools": tools}
+    usage_of(server, **body)
+    same = usage_of(server, **body)
+    assert same.cache_read_input_tokens == 10 + 2100 + 300  # a name shorter than 4 counts 0
+    changed = usage_of(server, **body, tool_choice={"type": "none"})
+    assert changed.cache_read_input_tokens == 10 + 2100  # tools and system still read
+
+
+def test_a_prompt_over_the_model_window_is_refused(server: FakeAnthropic) -> None:
+    server.context_windows["claude-haiku-4-5"] = 1000
+    server.enqueue("the one reply")
+    over = conversation(10, None)
+    over[0]["content"].append({"type": "text", "text": "abcd"})
+    with pytest.raises(anthropic.BadRequestError, match=r"prompt is too long: 1001 tokens > 1000"):
+        create(client(server), model="claude-haiku-4-5-20251001", messages=over)
+    # The refused request used no scripted reply; a prompt of the window's size is fine.
+    fits = create(client(server), model="claude-haiku-4-5", messages=conversation(10, None))
+    assert fits.content[0].text == "the one reply"
+
+
+COMPACT = {"type": "compact_20260112", "trigger": {"type": "input_tokens", "value": 50_000}}
+
+
+def beta_create(server: FakeAnthropic, **kw: Any) -> Any:
+    params = {
+        "model": "claude-opus-4-8",
+        "max_tokens": 100,
+        "betas": [COMPACTION_BETA],
+        "context_management": {"edits": [COMPACT]},
+        **kw,
+    }
+    with client(server).beta.messages.stream(**params) as stream:
+        return stream.get_final_message()
+
+
+def test_server_compaction_past_the_trigger(server: FakeAnthropic) -> None:
+    system = [marked(words(5000))]
+    small = [{"role": "user", "content": words(40_000)}]
+    server.enqueue("under the trigger", "compacted, then answered", "from the summary")
+    assert beta_create(server, system=system, messages=small).content[0].type == "text"
+    big = [{"role": "user", "content": words(45_000)}]  # 50,000 with the system prompt
+    server.compaction_summary = lambda body: "The user sent a long text."
+    answer = beta_create(server, system=system, messages=big)
+    compaction, text_ = answer.content
+    assert compaction.type == "compaction" and compaction.content == "The user sent a long text."
+    assert compaction.encrypted_content and text_.text == "compacted, then answered"
+    kinds = [i.type for i in answer.usage.iterations]
+    assert kinds == ["compaction", "message"]
+    assert (
+        answer.usage.iterations[0].input_tokens + answer.usage.iterations[0].cache_read_input_tokens
+        == 50_000
+    )
+    # The next request is counted from the compaction block on.
+    block = {
+        "type": "compaction",
+        "content": compaction.content,
+        "encrypted_content": compaction.encrypted_content,
+    }
+    after = [
+        *big,
+        {"role": "assistant", "content": [block, {"type": "text", "text": text_.text}]},
+        {"role": "user", "content": "go on"},
+    ]
+    following = beta_create(server, system=system, messages=after)
+    u = following.usage
+    counted = u.input_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens
+    assert counted == 5000 + prompt_tokens({"messages": after[1:]})
+    assert following.content[0].type == "text"
+
+
+def test_a_changed_compaction_block_is_refused(server: FakeAnthropic) -> None:
+    server.enqueue("compacted")
+    first = beta_create(server, messages=[{"role": "user", "content": words(50_000)}])
+    block = first.content[0].to_dict()
+    assert block["type"] == "compaction"
+    for changed in (
+        {**block, "content": "edited"},
+        {k: v for k, v in block.items() if k != "encrypted_content"},
+    ):
+        with pytest.raises(anthropic.BadRequestError, match="exactly as the API returned it"):
+            beta_create(
+                server,
+                messages=[
+                    {"role": "assistant", "content": [changed]},
+                    {"role": "user", "content": "go"},
+                ],
+            )
+    server.enqueue("fine")
+    kept = beta_create(
+        server,
+        messages=[{"role": "assistant", "content": [block]}, {"role": "user", "content": "go"}],
+    )
+    assert kept.content[0].text == "fine"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"betas": []}, "requires the beta header"),
+        ({"model": "claude-haiku-4-5"}, "not supported on claude-haiku-4-5"),
+        (
+            {
+                "context_management": {
+                    "edits": [
+                        {
+                            **COMPACT,
+                            "trigger": {
+                                "type": "input_tokens",
+                                "value": MIN_COMPACTION_TRIGGER - 1,
+                            },
+                        }
+                    ]
+                }
+            },
+            "must be at least 50000",
+        ),
+    ],
+)
+def test_compaction_edits_the_api_refuses(
+    server: FakeAnthropic, change: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(anthropic.BadRequestError, match=message):
+        beta_create(server, messages=MESSAGES, **change)
