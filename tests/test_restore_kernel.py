@@ -52,16 +52,25 @@ def test_after_a_kernel_restart_the_next_turn_carries_the_saved_conversation(fak
             new_code_cell("%%agent\nRemember the colour teal."),
             new_code_cell("%load_ext nbagent"),
             new_code_cell("%%agent\nWhich colour did I ask you to remember?"),
+            new_code_cell("%load_ext nbagent"),
+            new_code_cell("%agent history"),
         ]
     )
     client = client_for(nb, in_tmp)
+
+    def restart() -> None:
+        run_sync(client.km.restart_kernel)(now=True)
+        run_sync(client.kc.wait_for_ready)(timeout=60)
+
     with client.setup_kernel():
         for index in range(3):
             client.execute_cell(nb.cells[index], index)
         assert len(fake_api.requests) == 3
-        run_sync(client.km.restart_kernel)(now=True)
-        run_sync(client.kc.wait_for_ready)(timeout=60)
+        restart()
         for index in range(3, 5):
+            client.execute_cell(nb.cells[index], index)
+        restart()  # and %agent history shows it after the next restart
+        for index in range(5, 7):
             client.execute_cell(nb.cells[index], index)
 
     saved = list((in_tmp / ".nbagent" / "conversations").glob("*.json"))
@@ -73,6 +82,8 @@ def test_after_a_kernel_restart_the_next_turn_carries_the_saved_conversation(fak
     assert sent[-1]["content"][0]["text"].strip() == "Which colour did I ask you to remember?"
     assert "Continuing the saved conversation" in output_text(nb.cells[4])
     assert "You asked me to remember teal." in output_text(nb.cells[4])
+    history = output_text(nb.cells[6])
+    assert "Remember the colour teal." in history and "You asked me to remember teal." in history
 
 
 def test_restore_off_starts_fresh_and_agent_resume_continues(fake_api, in_tmp, monkeypatch):
@@ -161,3 +172,80 @@ def test_a_changed_tool_result_fails_the_headless_rerun(fake_api, in_tmp, monkey
     assert "differs from its recording" in str(failed.value)
     assert "Replay stopped: the result of run_python" in output_text(rerun.cells[1])
     assert len(fake_api.requests) == 2
+
+
+# -- in one process: a KernelSession per "kernel", the sidebar's way in ---------
+
+
+def kernel_session(shell, **config):
+    """A fresh KernelSession (as after a restart) with the conversation attached."""
+    from nbagent.jupyter.conversation import attach_conversation
+    from nbagent.jupyter.session import KernelSession
+    from nbagent.jupyter.settings import NBAgent
+
+    session = KernelSession(shell, NBAgent(**config))
+    return session, attach_conversation(session, session.agent)
+
+
+def run_turn(session, prompt: str) -> list:
+    from nbagent.pump import pump
+
+    events: list = []
+    pump(session.stream_turn(prompt), events.append)
+    return events
+
+
+def notices(events: list) -> str:
+    from nbagent.events import Notice
+
+    return "\n".join(e.text for e in events if isinstance(e, Notice))
+
+
+def test_a_sidebar_turn_first_continues_the_saved_conversation(fake_api, in_tmp, ipython):
+    fake_api.enqueue("Noted: teal.", "You said teal.")
+    first, _ = kernel_session(ipython)
+    run_turn(first, "Remember teal.")
+    second, _ = kernel_session(ipython)  # a restarted kernel: the sidebar speaks first
+    events = run_turn(second, "Which colour?")
+    assert "Continuing the saved conversation (1 prompt" in notices(events)
+    assert "Remember teal." in json.dumps(fake_api.last_body["messages"])
+
+
+def test_restore_ask_continues_only_on_yes(fake_api, in_tmp, ipython, monkeypatch):
+    fake_api.enqueue("Noted: teal.", "Fresh.", "You said teal.")
+    first, _ = kernel_session(ipython)
+    run_turn(first, "Remember teal.")
+    monkeypatch.setattr("builtins.input", lambda question: "n")
+    declined, conversation = kernel_session(ipython, restore="ask")
+    conversation.begin_cell("Which colour?")
+    assert "was not continued" in notices(run_turn(declined, "Which colour?"))
+    assert len(fake_api.last_body["messages"]) == 1
+    monkeypatch.setattr("builtins.input", lambda question: "y")
+    accepted, _ = kernel_session(ipython, restore="ask")
+    saved = list((in_tmp / ".nbagent" / "conversations").glob("*.json"))
+    assert len(saved) == 2  # declining started a new conversation; the old one is kept
+    assert "Continuing" in notices(run_turn(accepted, "Which colour?"))
+    # The newest saved conversation (the declined kernel's) is the one continued.
+    sent = fake_api.last_body["messages"]
+    assert len(sent) == 3 and "Fresh." in json.dumps(sent)
+
+
+def test_replay_force_replays_outside_headless_runs(fake_api, in_tmp, ipython, monkeypatch):
+    fake_api.enqueue(reply(tool_use("run_python", {"code": "forced = 5"})), "Set forced.")
+    session, conversation = kernel_session(ipython)
+    conversation.begin_cell("%%agent\nset forced")
+    run_turn(session, "set forced")
+    assert ipython.user_ns.pop("forced") == 5
+    sent = len(fake_api.requests)
+
+    replayed, conversation = kernel_session(ipython, replay="force", restore="off")
+    conversation.begin_cell("%%agent\nset forced")
+    events = run_turn(replayed, "set forced")
+    assert "Replayed 2 recorded model turns" in notices(events)
+    assert ipython.user_ns["forced"] == 5 and len(fake_api.requests) == sent
+    assert conversation.last_replay is not None and conversation.last_replay.replayed == 2
+    # The same source again in this run is occurrence 1: not recorded, so it runs live.
+    fake_api.enqueue("Live again.")
+    conversation.begin_cell("%%agent\nset forced")
+    assert "Replayed" not in notices(run_turn(replayed, "set forced"))
+    assert len(fake_api.requests) == sent + 1

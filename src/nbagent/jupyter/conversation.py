@@ -126,12 +126,15 @@ class KernelConversation:
 
     # -- restore ----------------------------------------------------------------
 
-    def _decide_restore(self, source: str | None, occurrence: int) -> list[Notice]:
+    def _decide_restore(
+        self, source: str | None, occurrence: int, *, in_turn: bool = False
+    ) -> list[Notice]:
+        """`in_turn`: called as a turn starts (before its prompt joins the history)."""
         if self._restore_decided:
             return []
         self._restore_decided = True
-        if self.session.history or self.session.busy:
-            return []  # already talking: nothing to continue
+        if self.session.history or (self.session.busy and not in_turn):
+            return []  # already talking, or another surface's turn is running
         try:
             settings = self._settings()
             if settings.restore == "off":
@@ -176,7 +179,8 @@ class KernelConversation:
 
     def wrap_provider(self, provider: Provider, settings: Settings) -> Provider:
         """The session's provider wrapper: record a cell's turn, or replay it."""
-        self._announce += self._decide_restore(None, 0)  # a sidebar or panel turn first
+        # The kernel's first turn from the sidebar or the panel restores here.
+        self._announce += self._decide_restore(None, 0, in_turn=True)
         if self.keeper.last_error:
             self._announce.append(Notice(self.keeper.last_error, "warning"))
             self.keeper.last_error = None
