@@ -37,6 +37,12 @@ def env_names() -> str:
     return ",".join(sorted(os.environ))
 
 
+@server.tool(annotations=ToolAnnotations(read_only_hint=True))
+def pid() -> int:
+    """This server's process id."""
+    return os.getpid()
+
+
 @server.tool(annotations=ToolAnnotations(destructive_hint=False))
 def save_note(note: str) -> str:
     """Append a note to the notes file (NOTES_FILE)."""

@@ -204,7 +204,7 @@ class McpRuntime:
         for handle in handles:
             if handle.ready is not None and not handle.ready.is_set():
                 handle.state = "failed"
-                handle.detail = f"it did not start within {timeout:g} s"
+                handle.detail = f"it gave no answer within {timeout:g} s (mcp_startup_timeout)"
                 if handle.task is not None:
                     handle.task.cancel()  # the SDK's shielded shutdown ends the process
 
