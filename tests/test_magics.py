@@ -64,7 +64,9 @@ def test_options_new_model_max_turns_mode_quiet(shell, fake_api, capsys):
     # --max-turns 1: one tool round, then a forced final answer
     fake_api.enqueue(reply(tool_use("list_variables", {})), "final")
     shell.run_cell_magic("agent", "--max-turns 1", "look")
-    assert fake_api.last_body["tool_choice"] == {"type": "none"}
+    # The final answer is asked for in text: a tool_choice change would drop the cache.
+    assert "tool_choice" not in fake_api.last_body
+    assert "reached its limit of 1 tool rounds" in str(fake_api.last_body["messages"][-1])
     # --mode read-only refuses a write
     fake_api.enqueue(reply(tool_use("create_file", {"file_path": "x.txt", "content": "x"})), "ok")
     shell.run_cell_magic("agent", "--mode read-only", "write")
