@@ -17,6 +17,7 @@ The cell magic calls `begin_cell(raw_source)` right before its turn starts.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import weakref
 from collections import Counter
@@ -67,7 +68,8 @@ class KernelConversation:
         self.session = session
         self.keeper = ConversationKeeper(self.location)
         self._seen: Counter[str] = Counter()  # %%agent sources run in this kernel so far
-        self._pending: tuple[str, int] | None = None  # the cell whose turn starts next
+        # The cell whose turn starts next: (source, occurrence, thread that ran the cell).
+        self._pending: tuple[str, int, int] | None = None
         self._restore_decided = False
         self._announce: list[Notice] = []
         self._recorder: TurnRecorder | None = None
@@ -105,7 +107,7 @@ class KernelConversation:
         occurrence = self._seen[raw_source]
         self._seen[raw_source] += 1
         self._announce += self._decide_restore(raw_source, occurrence)
-        self._pending = (raw_source, occurrence)
+        self._pending = (raw_source, occurrence, threading.get_ident())
 
     def ensure_restored(self) -> list[Notice]:
         """Continue the saved conversation now if `restore` says so and nothing has been
@@ -184,11 +186,15 @@ class KernelConversation:
         if self.keeper.last_error:
             self._announce.append(Notice(self.keeper.last_error, "warning"))
             self.keeper.last_error = None
-        cell, self._pending = self._pending, None
+        cell = self._pending
+        if cell is not None and cell[2] == threading.get_ident():
+            self._pending = None  # this turn is the cell's (a panel turn runs elsewhere)
+        else:
+            cell = None
         self._recorder = self._replay = None
         wrapped = provider
         if cell is not None:
-            source, occurrence = cell
+            source, occurrence, _ = cell
             self._recorder = TurnRecorder(source, occurrence)
             recording = self._find(settings, source, occurrence)
             if recording is not None:
