@@ -135,7 +135,7 @@ def drive(turn: Turn, run: Run) -> Generator[Event, None, None]:
         yield from _partial_usage(turn, run)
         run.stop_reason = "error"
         run.error = exc
-        message = describe_error(exc)
+        message = describe_error(exc, model=turn.settings.model)
         yield ErrorEvent(message, exc)
         yield TurnEnd("error", message)
     except BaseException as exc:

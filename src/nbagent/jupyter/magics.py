@@ -7,7 +7,7 @@ import json
 import shlex
 from typing import TYPE_CHECKING, Any
 
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 
 from ..errors import NBAgentError
 from ..events import Event, ToolCall
@@ -124,6 +124,7 @@ class AgentMagics(Magics):
     # -- %agent -------------------------------------------------------------
 
     @line_magic("agent")  # type: ignore[arg-type]
+    @no_var_expand  # {name} is nbagent's interpolation, not IPython's expansion
     def agent_line(self, line: str) -> Any:
         """One-line prompt or a command: reset, history, usage, model, tools, config, panel, help."""
         words = line.strip().split(maxsplit=1)

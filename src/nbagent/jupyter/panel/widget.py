@@ -118,6 +118,11 @@ class ChatPanel(widgets.VBox):
 
     # -- what the buttons call ---------------------------------------------
 
+    def __repr__(self) -> str:
+        # ipywidgets shows repr() as the panel's text/plain: where widgets do not
+        # render (nbviewer, a terminal), say what it is instead of a widget-tree dump.
+        return "nbagent chat panel (an ipywidget: open this notebook in Jupyter to chat)"
+
     @property
     def running(self) -> bool:
         """A turn is running (Send is disabled)."""
