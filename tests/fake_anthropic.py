@@ -34,7 +34,7 @@ When the queue is empty, ``server.responder(body)`` (if set) produces the
 response; otherwise the server answers 500 "fake server: no scripted response
 left" so a test fails loudly.
 
-Tokens, caching and the context window (see "Tokens, prompt caching, context" below)
+Tokens, caching and the context window (see "tokens, prompt caching, context" below)
 follow the API's rules with a simple count: text at 4 characters a token and a fixed
 cost per image, the same count for ``usage`` and ``/v1/messages/count_tokens``. Every
 request's usage comes from that count and a prompt cache kept per server: the per-model
@@ -339,7 +339,7 @@ def api_rejection(body: dict[str, Any]) -> str | None:
     return None
 
 
-# --------------------------------------------------------------------------- tokens, prompt caching, context
+# ------------------------------------------------------------------- tokens, prompt caching, context
 # The API's rules from ../shared/reference/claude-api/shared/prompt-caching.md and SKILL.md
 # ("Compaction"), again written out rather than taken from nbagent.
 
@@ -728,6 +728,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _send_error(self, e: Error) -> None:
+        self.server.fake._record_error(e)
         etype = e.error_type or DEFAULT_ERROR_TYPES.get(e.status, "api_error")
         headers: dict[str, str] = {}
         if e.retry_after is not None:
@@ -908,6 +909,7 @@ class FakeAnthropic:
         # body -> the summary text of a server compaction (a default names what it covers).
         self.compaction_summary: Callable[[dict[str, Any]], str] | None = None
         self.compactions: list[dict[str, Any]] = []  # the compaction blocks sent, in order
+        self._errors: list[Error] = []
         self._cache = _PromptCache()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -968,10 +970,11 @@ class FakeAnthropic:
         return self
 
     def clear(self) -> None:
-        """Forget queued responses, recorded requests and the responder."""
+        """Forget queued responses, recorded requests and errors, and the responder."""
         with self._lock:
             self._queue.clear()
             self._requests.clear()
+            self._errors.clear()
         self.responder = None
 
     def clear_cache(self) -> None:
@@ -1000,11 +1003,21 @@ class FakeAnthropic:
             return list(self._requests)
 
     @property
+    def errors(self) -> list[Error]:
+        """Every error answered so far (scripted or the API's own refusals), in order."""
+        with self._lock:
+            return list(self._errors)
+
+    @property
     def last_body(self) -> dict[str, Any] | None:
         with self._lock:
             return self._requests[-1]["body"] if self._requests else None
 
     # -- internals (called from handler threads)
+
+    def _record_error(self, e: Error) -> None:
+        with self._lock:
+            self._errors.append(e)
 
     def _record(self, path: str, headers: dict[str, str], body: dict[str, Any] | None) -> None:
         with self._lock:
