@@ -339,7 +339,7 @@ def api_rejection(body: dict[str, Any]) -> str | None:
     return None
 
 
-# ------------------------------------------------------------------- tokens, prompt caching, context
+# -------------------------------------------------------------- tokens, prompt caching, context
 # The API's rules from ../shared/reference/claude-api/shared/prompt-caching.md and SKILL.md
 # ("Compaction"), again written out rather than taken from nbagent.
 

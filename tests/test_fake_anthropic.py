@@ -546,7 +546,7 @@ def test_fake_api_rules_agree_with_the_model_table(model: str) -> None:
     assert compaction_supported(model) == info.server_compaction
 
 
-# -------------------------------------------------------------------------- tokens, caching, context
+# --------------------------------------------------------------------- tokens, caching, context
 
 
 def words(tokens: int, tag: str = "") -> str:
