@@ -426,3 +426,18 @@ def test_the_sdk_is_imported_only_when_a_request_is_made():
         "assert 'openai' not in sys.modules, 'imported too early'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_through_the_agent_a_missing_key_ends_the_turn_with_one_line(in_tmp):
+    from nbagent import Agent
+    from nbagent.events import ErrorEvent
+
+    provider = OpenAICompatProvider(
+        api_key=None,
+        base_url="http://127.0.0.1:9/v1",
+        missing_key="OPENAI_API_KEY is not set: export OPENAI_API_KEY=... or add it to .env",
+    )
+    events = list(Agent(model="gpt-5.1", tools=[], provider=provider).stream("hi"))
+    failure = next(e for e in events if isinstance(e, ErrorEvent))
+    assert failure.message.startswith("OPENAI_API_KEY is not set") and "\n" not in failure.message
+    assert events[-1].stop_reason == "error"
