@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..events import ToolOutput
-from ..tools.base import Category, Tool, ToolInputError
+from ..tools.base import Category, SchemaTool, ToolInputError, schema_problems
 
 NAME_LIMIT = 128
 _NOT_ALLOWED = re.compile(r"[^a-zA-Z0-9_-]")
@@ -68,12 +68,9 @@ def category_from_annotations(annotations: Any) -> Category:
     return "destructive"
 
 
-class McpTool(Tool):
-    """A tool served by an MCP server.
-
-    `Tool.__init__` derives a schema from a Python signature; an MCP tool brings its
-    own JSON schema, so this sets the same attributes from the server's listing.
-    """
+class McpTool(SchemaTool):
+    """A tool served by an MCP server: `Tool.from_schema`'s kind of tool, with the
+    server's JSON schema, checked in full (MCP schemas nest) before the call."""
 
     def __init__(
         self,
@@ -88,47 +85,36 @@ class McpTool(Tool):
     ) -> None:
         from jsonschema.validators import validator_for
 
-        schema = dict(input_schema)
-        schema.setdefault("type", "object")  # the Messages API requires an object schema
-        validator_cls = validator_for(schema)
-        validator_cls.check_schema(schema)  # a broken schema is refused at listing time
-        self._validator = validator_cls(schema)
-        self.func = self._invoke
-        self.name = name
+        def forward(arguments: dict[str, Any]) -> ToolOutput:
+            return call(remote_name, arguments)
+
+        super().__init__(
+            name,
+            description,
+            input_schema,
+            forward,
+            read_only=category == "read",
+            category=category,
+        )
+        validator_cls = validator_for(self.input_schema)
+        validator_cls.check_schema(self.input_schema)  # a broken schema is refused at listing
+        self._validator = validator_cls(self.input_schema)
         self.server = server
         self.remote_name = remote_name
-        self.input_schema = schema
-        self.category = category
-        self.read_only = category == "read"
-        self._description = description
-        self.summarize = None
-        self.main_thread = False
-        self._remote_call = call
 
     def __repr__(self) -> str:
         return f"<McpTool {self.name} ({self.server}:{self.remote_name}) category={self.category}>"
 
-    @property
-    def description(self) -> str:
-        return self._description or ""
-
-    def to_param(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "input_schema": self.input_schema,
-        }
-
-    def _invoke(self, **arguments: Any) -> ToolOutput:
-        return self.call(arguments)
-
     def call(self, input: object) -> ToolOutput:
         if not isinstance(input, dict):
             raise ToolInputError(f"input must be a JSON object, got {type(input).__name__}")
-        problems = [_describe(error) for error in self._validator.iter_errors(input)]
+        # The same messages as any schema tool's first; then what lies deeper.
+        problems = schema_problems(self.input_schema, input) or [
+            _describe(error) for error in self._validator.iter_errors(input)
+        ]
         if problems:
             raise ToolInputError(f"Invalid input for tool {self.name}: " + "; ".join(problems))
-        return self._remote_call(self.remote_name, input)
+        return self.func(input)  # type: ignore[no-any-return]
 
 
 def _describe(error: Any) -> str:

@@ -5,7 +5,7 @@ tools, the file tools and `run_python` call its hooks; `%agent changes` shows
 `Recorder.changes_text()` and `%agent undo` runs `Recorder.undo()`.
 """
 
-from .records import Recorder, TurnRecord
+from .records import Recorder, TurnRecord, location_path
 from .revert import UndoReport
 
-__all__ = ["Recorder", "TurnRecord", "UndoReport"]
+__all__ = ["Recorder", "TurnRecord", "UndoReport", "location_path"]

@@ -19,7 +19,9 @@ Changes made by shell commands, or by Python code to files, are not recorded.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
 import os
 import stat
 import threading
@@ -27,7 +29,7 @@ import time
 import weakref
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ..notebook.document import source_hash
 from ..render.format import human_size
@@ -36,6 +38,9 @@ from . import snapshot as snap
 if TYPE_CHECKING:
     from ..notebook.document import NotebookDocument
     from .revert import UndoReport
+
+log = logging.getLogger("nbagent.undo")
+F = TypeVar("F", bound=Callable[..., Any])
 
 MB = 1024 * 1024
 DEFAULT_SNAPSHOT_MB = 200.0
@@ -224,6 +229,7 @@ class PythonToken:
     uncopied: dict[str, str]  # name -> why no copy was taken
     hidden: Container[str]
     turn: TurnRecord
+    failed: bool = False  # recording failed before the run: nothing is recorded after it
 
 
 # -- turns ------------------------------------------------------------------------------
@@ -248,6 +254,24 @@ class TurnRecord:
     @property
     def empty(self) -> bool:
         return not (self.cells or self.files or self.variables)
+
+
+def _hook(fallback: Callable[..., Any] | None = None) -> Callable[[F], F]:
+    """A recording hook never fails the tool that calls it: an error is logged, and a
+    `*_will_*` hook returns a token that marks the change as not restorable."""
+
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except Exception:
+                log.exception("recording a change for undo failed")
+                return fallback(*args, **kwargs) if fallback is not None else None
+
+        return run  # type: ignore[return-value]
+
+    return decorate
 
 
 class Recorder:
@@ -292,6 +316,7 @@ class Recorder:
 
     # -- notebook hooks -------------------------------------------------------------
 
+    @_hook(lambda self, doc, cell_id: CellToken(doc, "", cell_id, None, "code", None, _FAILED))
     def cell_will_change(self, doc: NotebookDocument, cell_id: str) -> CellToken:
         """Call before `doc.edit_cell` / `doc.delete_cell`: reads the cell and its place."""
         try:
@@ -306,14 +331,17 @@ class Recorder:
                 return CellToken(doc, doc.path, cell_id, cell.source, cell.cell_type, previous)
         return CellToken(doc, doc.path, cell_id, None, "code", None, "it was not found")
 
+    @_hook()
     def cell_edited(self, token: CellToken, expected_hash: str, source: str) -> None:
         """Call after `doc.edit_cell(cell_id, source, expected_hash)` succeeded."""
         self._cell_change("edit", token, expected_hash, source)
 
+    @_hook()
     def cell_deleted(self, token: CellToken, expected_hash: str) -> None:
         """Call after `doc.delete_cell(cell_id, expected_hash)` succeeded."""
         self._cell_change("delete", token, expected_hash, None)
 
+    @_hook()
     def cell_inserted(
         self, doc: NotebookDocument, cell_id: str, source: str, cell_type: str = "code"
     ) -> None:
@@ -350,6 +378,11 @@ class Recorder:
 
     # -- file hooks -------------------------------------------------------------------
 
+    @_hook(
+        lambda self, path, display=None, **_: FileToken(
+            os.fspath(path), display or os.fspath(path), FileState("absent"), _FAILED
+        )
+    )
     def file_will_change(
         self, path: str | os.PathLike[str], display: str | None = None, *, tree: bool = True
     ) -> FileToken:
@@ -365,6 +398,7 @@ class Recorder:
         state, problem = _read_state(path, room, turn.limit, keep_tree=tree)
         return FileToken(path, display or path, state, problem)
 
+    @_hook()
     def file_did_change(self, token: FileToken, after: bytes | None = None) -> None:
         """Call after the change succeeded. `after`: the bytes written, if known (else
         the path is read again)."""
@@ -388,6 +422,11 @@ class Recorder:
 
     # -- python hooks --------------------------------------------------------------------
 
+    @_hook(
+        lambda self, code, namespace, **_: PythonToken(
+            namespace, {}, None, {}, {}, {}, (), self.current, failed=True
+        )
+    )
     def python_will_run(
         self,
         code: str,
@@ -428,8 +467,11 @@ class Recorder:
                 uncopied[name] = f"copying it failed ({type(exc).__name__})"
         return PythonToken(namespace, refs, names, copies, fingerprints, uncopied, hidden, turn)
 
+    @_hook()
     def python_did_run(self, token: PythonToken) -> None:
         """Call after the code ran (whether or not it raised)."""
+        if token.failed:
+            return
         ns = token.namespace
         turn = token.turn
         with self._lock:
@@ -558,6 +600,17 @@ class Recorder:
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+_FAILED = "recording it failed (an nbagent bug; see the log)"
+
+
+def location_path(root: str | os.PathLike[str], loc: Any) -> str:
+    """The absolute path of a workspace `Location` (what the file tools hold inside
+    `ws.locate(...)`): its parts from the workspace root, or from "/" when outside."""
+    if loc.absolute:
+        return os.path.join("/", *loc.parts)
+    return os.path.join(os.fspath(root), *loc.parts)
 
 
 def _describe(value: Any) -> str:

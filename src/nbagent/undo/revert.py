@@ -279,12 +279,13 @@ def _undo_variables(recorder: Recorder, turn: TurnRecord, report: UndoReport) ->
             ns.pop(name, None)
             report.restored.append(f"variable {name}: removed (the turn created it)")
             continue
-        ns[name] = change.before
-        report.restored.append(f"variable {name}: {change.before_desc} again")
         if change.original is not None:
             # An older turn that left `name` as the object now replaced by its copy
-            # must recognise the copy when it is undone in turn.
+            # must recognise the copy when it is undone in turn (done while the
+            # object is still alive, so its weak reference still resolves).
             _follow(recorder, turn, name, ns, change.original, change.before)
+        ns[name] = change.before
+        report.restored.append(f"variable {name}: {change.before_desc} again")
 
 
 def _follow(

@@ -51,7 +51,7 @@ def code_names(code: str, transform: Callable[[str], str] | None = None) -> Code
     if tree is None:
         return None
     names = CodeNames()
-    for node in ast.walk(tree):
+    for node in _walk_with_magics(tree):
         if isinstance(node, ast.Name):
             (names.loaded if isinstance(node.ctx, ast.Load) else names.stored).add(node.id)
         elif isinstance(node, ast.Global | ast.Nonlocal):
@@ -70,6 +70,25 @@ def code_names(code: str, transform: Callable[[str], str] | None = None) -> Code
             if base:
                 names.changed_in_place.add(base)
     return names
+
+
+def _walk_with_magics(tree: ast.AST) -> list[ast.AST]:
+    """The tree's nodes, plus those of Python code passed to magics as a string
+    (`%time x = f()` becomes `get_ipython().run_line_magic('time', 'x = f()')`)."""
+    nodes = list(ast.walk(tree))
+    for node in list(nodes):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("run_line_magic", "run_cell_magic")
+        ):
+            for arg in node.args[1:]:
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value:
+                    try:
+                        nodes.extend(ast.walk(ast.parse(arg.value)))
+                    except (SyntaxError, ValueError):
+                        continue
+    return nodes
 
 
 def _parse(code: str, transform: Callable[[str], str] | None) -> ast.AST | None:
@@ -279,7 +298,7 @@ def _plain(value: Any) -> bool:
         steps += 1
         if steps > _MAX_WALK:
             return False
-        if isinstance(item, _IMMUTABLE_ATOMS | bytearray):
+        if isinstance(item, (*_IMMUTABLE_ATOMS, bytearray)):
             continue
         if isinstance(item, dict):
             stack.extend(item.keys())
