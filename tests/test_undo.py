@@ -349,3 +349,15 @@ def test_a_failing_hook_never_fails_the_tool_and_marks_the_change_not_restorable
     rec.python_did_run(token)
     (problem,) = rec.undo().not_restored
     assert problem.startswith("cell 'c1': the source before is unknown: it could not be read")
+
+
+def test_old_turns_release_their_snapshots_to_bound_memory(ipython):
+    rec = Recorder(snapshot_mb=1)  # all turns together keep at most 4 MB
+    for i in range(6):
+        ipython.user_ns["arr"] = np.zeros(100_000)  # 0.8 MB, rebound by each turn
+        rec.begin_turn(f"turn {i}")
+        run_python(rec, ipython, "arr = arr + 1")
+    assert sum(t.used for t in rec.turns) <= 4 * 1024 * 1024
+    first = rec.turns[0].variables["arr"]
+    assert first.problem is not None and "released" in first.problem
+    assert rec.turns[-1].variables["arr"].problem is None

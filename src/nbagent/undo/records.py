@@ -44,6 +44,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 MB = 1024 * 1024
 DEFAULT_SNAPSHOT_MB = 200.0
+# All turns together keep at most this many turns' worth of snapshots; the oldest
+# turns' old values are released first (their records stay, marked not restorable).
+TOTAL_TURNS_OF_SNAPSHOTS = 4
 _STRONG_AFTER_MAX = MB  # a value without weakrefs is held for the identity check up to this
 
 
@@ -419,6 +422,7 @@ class Recorder:
             turn.files[token.path] = FileChange(
                 token.path, token.display, token.before, now, token.problem
             )
+            self._release_old()
 
     # -- python hooks --------------------------------------------------------------------
 
@@ -484,6 +488,7 @@ class Recorder:
             for change in added:
                 turn.variables[change.name] = change
             self._enforce_limit(turn, added)
+            self._release_old()
 
     def _variable_change(self, token: PythonToken, name: str, now: Any) -> VariableChange | None:
         turn = token.turn
@@ -577,6 +582,25 @@ class Recorder:
                 f"undo_snapshot_mb limit of {human_size(turn.limit)}"
             )
 
+    def _release_old(self) -> None:
+        """Keep all turns' snapshots within TOTAL_TURNS_OF_SNAPSHOTS times the limit,
+        releasing the oldest turns' first: records last for the kernel's lifetime, and
+        so would the old values they hold."""
+        total_limit = TOTAL_TURNS_OF_SNAPSHOTS * int(self.snapshot_mb * MB)
+        live = [t for t in self.turns if not t.undone]
+        total = sum(t.used for t in live)
+        reason = (
+            "its old value was released to keep the undo snapshots of all turns within "
+            f"{human_size(total_limit)} ({TOTAL_TURNS_OF_SNAPSHOTS} x undo_snapshot_mb; "
+            "older turns go first)"
+        )
+        for turn in live[:-1]:
+            if total <= total_limit:
+                return
+            total -= turn.used
+            release(turn, reason)
+            total += turn.used
+
     # -- review -------------------------------------------------------------------------
 
     def changes_text(self, turn: TurnRecord | None = None) -> str:
@@ -603,6 +627,22 @@ class Recorder:
 
 
 _FAILED = "recording it failed (an nbagent bug; see the log)"
+
+
+def release(turn: TurnRecord, reason: str | None) -> None:
+    """Drop the old values and contents a turn holds; with a reason, they are reported
+    as not restorable (an undone turn needs them no more: no reason)."""
+    for v in turn.variables.values():
+        if v.size or (reason is None and not v.created):
+            v.before, v.size = ABSENT, 0
+            if reason is not None and v.problem is None:
+                v.problem = reason
+    for f in turn.files.values():
+        if f.before.data is not None or f.before.tree is not None:
+            f.before.data = None
+            f.before.tree = None
+            if reason is not None and f.problem is None:
+                f.problem = reason
 
 
 def location_path(root: str | os.PathLike[str], loc: Any) -> str:

@@ -20,7 +20,7 @@ from ..redact import redact
 from ..tools.base import ToolError
 from ..tools.clip import clip_text
 from ..tools.workspace import atomic_write
-from .records import ABSENT, FileChange, FileState, TurnRecord, ValueRef, _read_state
+from .records import ABSENT, FileChange, FileState, TurnRecord, ValueRef, _read_state, release
 
 if TYPE_CHECKING:
     from ..notebook.document import NotebookDocument
@@ -316,6 +316,7 @@ def undo_turn(
     _undo_files(turn, report)
     _undo_variables(recorder, turn, report)
     turn.undone = True
+    release(turn, None)  # what it kept is back in place, or could not be put back
     return report
 
 
