@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import ast
 import copy
-import hashlib
 import inspect
 import re
 import sys
+import zlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
@@ -112,7 +112,8 @@ def _base_name(node: ast.AST) -> str | None:
 
 def tracked(name: str, hidden: Container[str]) -> bool:
     """A user variable (not one of IPython's caches or hidden names)."""
-    return name not in hidden and not _IPYTHON_NAME.match(name)
+    dunder = name.startswith("__") and name.endswith("__")  # __builtins__, __name__
+    return not dunder and name not in hidden and not _IPYTHON_NAME.match(name)
 
 
 # -- copies ---------------------------------------------------------------------------
@@ -173,27 +174,53 @@ def differs(snapshot: Any, current: Any) -> bool:
 
 
 def fingerprint(value: Any) -> bytes | None:
-    """A digest of a large array's or frame's values, to tell whether the code changed it
-    without keeping a copy; None for other values."""
+    """A checksum of a large array's or frame's values, to tell whether the code changed
+    it without keeping a copy; None for other values. CRC-32 per buffer: it reads at
+    memory speed, where a cryptographic hash would cost several times the run."""
     try:
-        if _is_ndarray(value) and value.dtype != object:
-            import numpy as np
-
-            digest = hashlib.blake2b(np.ascontiguousarray(value).data, digest_size=16)
-            digest.update(repr((value.shape, value.dtype.str)).encode())
-            return digest.digest()
+        if _is_ndarray(value):
+            return _array_checksum(value)
         if _is_pandas(value):
-            import pandas as pd
-
-            hashed = pd.util.hash_pandas_object(value, index=True)
-            digest = hashlib.blake2b(hashed.to_numpy().data, digest_size=16)
-            if hasattr(value, "columns"):
-                digest.update(repr(list(value.columns)).encode())
-                digest.update(repr(list(value.dtypes.astype(str))).encode())
-            return digest.digest()
+            return _pandas_checksum(value)
     except Exception:
         return None
     return None
+
+
+def _array_checksum(array: Any) -> bytes | None:
+    import numpy as np
+
+    if array.dtype == object:
+        return None
+    crc = zlib.crc32(np.ascontiguousarray(array).data)
+    return repr((array.shape, array.dtype.str, crc)).encode()
+
+
+def _pandas_checksum(value: Any) -> bytes:
+    import pandas as pd
+
+    columns = [value] if not hasattr(value, "columns") else [value[c] for c in value.columns]
+    parts: list[Any] = [type(value).__name__, getattr(value, "shape", None)]
+    if hasattr(value, "columns"):
+        parts.append(repr(list(value.columns)))
+    if not isinstance(value, pd.Index):
+        parts.append(_index_checksum(value.index))
+    for column in columns:
+        values = column.to_numpy() if hasattr(column, "to_numpy") else column
+        checksum = _array_checksum(values) if hasattr(values, "dtype") else None
+        if checksum is None:  # object columns: pandas' own hashing, slower
+            hashed = pd.util.hash_pandas_object(pd.Series(values), index=False).to_numpy()
+            checksum = repr(zlib.crc32(hashed.data)).encode()
+        parts.append((str(getattr(column, "dtype", "")), checksum))
+    return repr(parts).encode()
+
+
+def _index_checksum(index: Any) -> Any:
+    import pandas as pd
+
+    if isinstance(index, pd.RangeIndex):
+        return repr(index)
+    return _pandas_checksum(index)
 
 
 # -- sizes and descriptions ------------------------------------------------------------
