@@ -1,4 +1,4 @@
-"""Turns started from the JupyterLab sidebar.
+"""Turns started from the labextension's chat sidebar (JupyterLab or Notebook 7).
 
 The sidebar sends its prompt as a silent execute_request, so the turn runs on
 the kernel's main thread like a cell (the kernel's stop button works). Events

@@ -1,4 +1,4 @@
-"""Mirror a turn's events to the JupyterLab sidebar, when the labextension is there."""
+"""Mirror a turn's events to the labextension's chat (JupyterLab, Notebook 7), when one registered."""
 
 from __future__ import annotations
 
