@@ -1,4 +1,4 @@
-"""Mirror a turn's events to the labextension's chat (JupyterLab, Notebook 7), when one registered."""
+"""Mirror a turn's events to a registered labextension chat (JupyterLab, Notebook 7)."""
 
 from __future__ import annotations
 
