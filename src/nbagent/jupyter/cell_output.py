@@ -10,6 +10,11 @@ so re-sent bytes stay a bounded multiple of the text, fast stream or slow.
 Every bundle carries text/plain: the full text in frozen and final outputs (what
 headless runs and plain frontends keep), a one-line progress note in the
 transient updates that only rich frontends show.
+
+The output shows a status line as soon as it is created, so a cell says it is
+running before the turn pays for its first imports. Rich outputs a tool displays
+(figures, tables) wait for that tool's result: its line is frozen with its result
+summary first, and the outputs follow it, as in the chat panel.
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..events import Event, TextDelta, ThinkingDelta, TurnEnd
+from ..events import Event, TextDelta, ThinkingDelta, ToolResultEvent, TurnEnd, TurnStart
 from ..render.transcript import TURN_MIME, Block, Transcript
 from ..render.window import LiveWindow
 
 DisplayFn = Callable[..., Any]
+
+STARTING = "starting…"
 
 
 class CellOutput:
@@ -53,6 +60,10 @@ class CellOutput:
         self._last_update = 0.0
         self._chars_seen = 0  # text and thinking characters so far
         self._chars_at_update = 0
+        # Bundles a running tool displayed: shown after its line once its result is in.
+        self._pending: list[dict[str, Any]] = []
+        self._show(self._starting_bundle())
+        self._last_update = time.monotonic()
 
     # -- events -------------------------------------------------------------
 
@@ -67,6 +78,11 @@ class CellOutput:
         if isinstance(event, TurnEnd):
             self.finish()
             return
+        if isinstance(event, ToolResultEvent) and self._pending:
+            self._show_pending(event.call.id)
+        if isinstance(event, TurnStart):  # from "starting…" to the turn's own status
+            self._update()
+            return
         now = time.monotonic()
         since = now - self._last_update
         if since < self.interval:
@@ -78,17 +94,72 @@ class CellOutput:
         self._update()
 
     def show_bundles(self, bundles: list[dict[str, Any]]) -> None:
-        """Show rich outputs (plots, tables) a tool produced, in order."""
-        self._freeze_all()
+        """Show rich outputs (plots, tables) a tool produced, in order, after its line.
+
+        While a tool call is running they wait for its result, so the line above
+        them is final (result summary, not "running"); otherwise they show at once.
+        """
         for bundle in bundles:
             if "text/plain" not in bundle:
                 bundle = {**bundle, "text/plain": "<" + ", ".join(sorted(bundle)) + " output>"}
-            self._display(bundle, raw=True)
+            self._pending.append(bundle)
+        if self._first_running_tool() is None:
+            self._show_pending()
 
     def finish(self) -> None:
+        if self._pending:
+            self._freeze_all()
+            self._display_pending()
         self._update(final=True)
 
+    def abort(self, message: str) -> None:
+        """End before the turn started (a bad option, no key): the status line becomes
+        `message`, so no "starting…" is left in the cell."""
+        bundle: dict[str, Any] = {"text/plain": message}
+        if not self.rich_mime:
+            bundle["text/markdown"] = _plain_markdown(message)
+        self._show(bundle)
+        self._handle = None
+
     # -- internals ----------------------------------------------------------
+
+    def _first_running_tool(self) -> int | None:
+        blocks = self.transcript.blocks
+        for i in range(self.window.start, len(blocks)):
+            if blocks[i].kind == "tool" and not blocks[i].done:
+                return i
+        return None
+
+    def _show_pending(self, done_call: str | None = None) -> None:
+        """Freeze the finished lines, then show the waiting bundles after them.
+
+        `done_call`: the tool call whose result just came. The bundles are its
+        outputs; while an earlier call is still running they keep waiting, so no
+        line is frozen at "running".
+        """
+        blocks = self.transcript.blocks
+        running = self._first_running_tool()
+        if running is not None and done_call is not None:
+            done = next(
+                (i for i, b in enumerate(blocks) if b.kind == "tool" and b.call_id == done_call),
+                None,
+            )
+            if done is None or done > running:
+                return
+        self._freeze(len(blocks) if running is None else running)
+        self._display_pending()
+
+    def _display_pending(self) -> None:
+        rest = self._pending
+        if self._handle is not None and not self.window.blocks:
+            # The live display holds only a status: the first bundle takes its place,
+            # so no empty output is left above the figure.
+            self._handle.update(rest[0], raw=True)
+            self._handle = None
+            rest = rest[1:]
+        for bundle in rest:
+            self._display(bundle, raw=True)
+        self._pending = []
 
     def _freeze_all(self) -> None:
         self._freeze(len(self.transcript.blocks))
@@ -115,6 +186,14 @@ class CellOutput:
             self._handle = self._display(bundle, raw=True, display_id=True)
         else:
             self._handle.update(bundle, raw=True)
+
+    def _starting_bundle(self) -> dict[str, Any]:
+        bundle: dict[str, Any] = {"text/plain": f"[nbagent: {STARTING}]"}
+        if self.rich_mime:
+            bundle[TURN_MIME] = {"v": 1, "blocks": [], "status": STARTING}
+        else:
+            bundle["text/markdown"] = f"*⏳ nbagent: {STARTING}*"
+        return bundle
 
     def _bundle(
         self, blocks: list[Block], *, status: str = "", footer: str = "", final: bool = False
@@ -145,3 +224,9 @@ class CellOutput:
             )
             bundle["text/markdown"] = "\n\n".join(x for x in (md, tail_md) if x)
         return bundle
+
+
+def _plain_markdown(text: str) -> str:
+    """`text` shown as it is in Markdown (a code span would change its look)."""
+    escaped = "".join("\\" + c if c in "\\`*_{}[]<>#+-.!|" else c for c in text)
+    return escaped.replace("\n", "  \n")

@@ -25,12 +25,17 @@ class LiveWindow:
         return sum(len(b.text) + len(b.summary) for b in self.blocks)
 
     def freezable_end(self) -> int | None:
-        """The end of the blocks to freeze now (all but the open one), or None."""
+        """The end of the blocks to freeze now, or None.
+
+        Only blocks before the first unfinished one: a frozen block is never shown
+        again, so a tool call frozen while running would keep "running" for good
+        (parallel calls, or a long call before the streaming text).
+        """
         self._split_long_text()
         if self.chars() <= self.window_chars:
             return None
         live = self.blocks
-        finished = len(live) - (1 if live and not live[-1].done else 0)
+        finished = next((i for i, b in enumerate(live) if not b.done), len(live))
         return self.start + finished if finished > 0 else None
 
     def take(self, end: int) -> list[Block]:
