@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..events import Event, Notice, Usage
 from ..history import since_last_compaction
 from ..models import model_info
+from ..redact import current_redactor
 from .client_compaction import (
     KEEP_SHARE,
     PRUNED_ENOUGH_SHARE,
@@ -137,11 +138,7 @@ class SessionContext:
 
     def observe(self, response: ModelResponse) -> Generator[Event, None, None]:
         """A response arrived: its input count is the measure of the next request."""
-        total = (
-            response.input_tokens
-            + response.cache_creation_input_tokens
-            + response.cache_read_input_tokens
-        )
+        total = _context_size(response)
         compacted = has_compaction(response.content)
         before = self.meter.last.tokens if self.meter.last is not None else None
         self.meter.settle(total, compacted)
@@ -243,6 +240,8 @@ class SessionContext:
         usage = self.record_usage(response)
         yield usage
         summary = summary_of(response.content)
+        if summary is not None:
+            summary = current_redactor().redact(summary)  # model text, kept like the loop's
         if summary is None:
             pruned, replaced = prune(history, len(history) - 1)
             yield Notice("The summary request returned no text: placeholders only.", "warning")
@@ -270,6 +269,27 @@ class SessionContext:
         outcome.events.append(notice)
         yield notice
         return outcome
+
+
+def _context_size(response: ModelResponse) -> int:
+    """The input the response's context holds: the last `message` iteration's when the
+    usage has iterations (after a server compaction, the compaction's own iteration is
+    the summarising request, not the context), else the response's input."""
+    usage = getattr(getattr(response, "raw", None), "usage", None)
+    iterations = [
+        i for i in getattr(usage, "iterations", None) or [] if getattr(i, "type", "") == "message"
+    ]
+    if iterations:
+        last = iterations[-1]
+        return sum(
+            getattr(last, name, 0) or 0
+            for name in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+        )
+    return (
+        response.input_tokens
+        + response.cache_creation_input_tokens
+        + response.cache_read_input_tokens
+    )
 
 
 def _starting_with_user(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
