@@ -361,3 +361,17 @@ def test_old_turns_release_their_snapshots_to_bound_memory(ipython):
     first = rec.turns[0].variables["arr"]
     assert first.problem is not None and "released" in first.problem
     assert rec.turns[-1].variables["arr"].problem is None
+
+
+def test_the_sidebar_lists_turns_and_reverts_through_an_older_one(ipython):
+    rec = Recorder()
+    for value in (1, 2, 3):
+        rec.begin_turn(f"set {value}")
+        run_python(rec, ipython, f"level = {value}")
+    summaries = rec.turn_summaries()
+    assert [s["turn"] for s in summaries] == [3, 2, 1]
+    assert summaries[0]["variables"] == 1 and "level: rebound" in summaries[0]["diff"]
+    reports = rec.undo_through(2)
+    assert [r.turn for r in reports] == [3, 2]
+    assert ipython.user_ns["level"] == 1
+    assert [s["undone"] for s in rec.turn_summaries()] == [True, True, False]

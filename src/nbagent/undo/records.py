@@ -601,7 +601,44 @@ class Recorder:
             release(turn, reason)
             total += turn.used
 
-    # -- review -------------------------------------------------------------------------
+    # -- review ---------------------------------------------------------------------------
+
+    def turn_summaries(self) -> list[dict[str, Any]]:
+        """Each turn with changes, newest first, for the sidebar: number, label, counts,
+        whether it was undone, and its diff text."""
+        with self._lock:
+            out = []
+            for turn in reversed(self.turns):
+                if turn.empty:
+                    continue
+                out.append(
+                    {
+                        "turn": turn.number,
+                        "label": turn.label,
+                        "cells": len({(c.path, c.cell_id) for c in turn.cells}),
+                        "files": len(turn.files),
+                        "variables": len(turn.variables),
+                        "undone": turn.undone,
+                        "diff": "" if turn.undone else self.changes_text(turn),
+                    }
+                )
+            return out
+
+    def undo_through(
+        self,
+        number: int,
+        *,
+        resolve_document: Callable[[str], NotebookDocument | None] | None = None,
+    ) -> list[UndoReport]:
+        """Undo turns, newest first, until turn `number` is undone (a sidebar's Revert
+        on an older turn reverts the turns after it too)."""
+        reports: list[UndoReport] = []
+        with self._lock:
+            while True:
+                turn = self.last_changed_turn()
+                if turn is None or turn.number < number:
+                    return reports
+                reports.append(self.undo(resolve_document=resolve_document))
 
     def changes_text(self, turn: TurnRecord | None = None) -> str:
         """The last turn's changes (or `turn`'s) as a diff, for `%agent changes`."""
