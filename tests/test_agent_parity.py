@@ -130,3 +130,28 @@ def test_run_result_messages_is_a_copy(fake_api):
     n = len(first.messages)
     agent.run("b")
     assert len(first.messages) == n and len(agent.messages) == n + 2
+
+
+def test_provider_model_names_choose_the_provider(monkeypatch):
+    """`openai:gpt-5.1` goes to the OpenAI-compatible endpoint the environment names,
+    with the bare model id; a bare name stays with Claude."""
+    from tests.fake_openai import FakeOpenAI
+
+    with FakeOpenAI(api_key="sk-openai-test-key-123") as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-test-key-123")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        server.enqueue(reply(tool_use("weather", {"city": "Rome"})), reply(text("Sunny.")))
+        agent = Agent(tools=[weather], model="openai:gpt-5.1")
+        result = agent.run("weather in Rome?")
+        assert result.text == "Sunny." and result.stop_reason == "end_turn"
+        assert server.last_body["model"] == "gpt-5.1"
+        assert_valid_history(agent.messages)
+        assert type(result.raw).__module__.startswith("openai")
+
+
+def test_a_missing_provider_key_is_one_line(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    agent = Agent(tools=[weather], model="openai:gpt-5.1", env={})
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        agent.run("hi")
+    assert_valid_history(agent.messages)

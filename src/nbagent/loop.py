@@ -10,13 +10,14 @@ a valid Messages API history.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
+from .errors import NBAgentError, ReplayMismatchError
 from .events import (
     ApprovalRequest,
     ErrorEvent,
@@ -133,11 +134,11 @@ def drive(turn: Turn, run: Run) -> Generator[Event, None, None]:
             raise
         _close(turn, run, "not run: the turn ended with an error")
         yield from _partial_usage(turn, run)
-        run.stop_reason = "error"
+        run.stop_reason = "replay_mismatch" if isinstance(exc, ReplayMismatchError) else "error"
         run.error = exc
         message = describe_error(exc, model=turn.settings.model)
         yield ErrorEvent(message, exc)
-        yield TurnEnd("error", message)
+        yield TurnEnd(run.stop_reason, message)
     except BaseException as exc:
         # SystemExit and the like (a tool called sys.exit()): leave a valid history
         # behind before it propagates.
@@ -419,11 +420,19 @@ def _stop_notice(turn: Turn, stop_reason: str, final: bool) -> Notice | None:
 
 
 def _is_api_or_config_error(exc: BaseException) -> bool:
-    if isinstance(exc, ConfigError):
+    """Failures that end a turn with a one-line error: nbagent's own (a setting, a replay
+    that no longer matches) and any provider SDK's API errors."""
+    if isinstance(exc, NBAgentError):
         return True
     import anthropic
 
-    return isinstance(exc, anthropic.APIError)
+    if isinstance(exc, anthropic.APIError):
+        return True
+    if "openai" not in sys.modules:  # only a provider that used it imported it
+        return False
+    from .providers.openai_compat import is_openai_error
+
+    return is_openai_error(exc)
 
 
 def describe_error(exc: BaseException, model: str | None = None) -> str:
@@ -439,6 +448,12 @@ def _describe_error(exc: BaseException, model: str | None = None) -> str:
 
     if isinstance(exc, NBAgentError):  # nbagent's own errors already say what to do
         return str(exc)
+    if "openai" in sys.modules:  # the same one-line messages for OpenAI-compatible APIs
+        from .providers.openai_compat import describe_openai_error
+
+        text = describe_openai_error(exc, model)
+        if text is not None:
+            return text
     import anthropic
 
     if not isinstance(exc, anthropic.APIError):

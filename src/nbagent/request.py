@@ -39,8 +39,10 @@ def plan_request(settings: Settings) -> RequestPlan:
     )
     if context.notice:
         notices.append(context.notice)
+    from .providers.registry import parse_model_name
+
     return RequestPlan(
-        model=settings.model,
+        model=parse_model_name(settings.model)[1],  # the provider gets its own model id
         max_tokens=settings.max_tokens,
         thinking=thinking_param(info, settings.thinking),
         effort=effort,

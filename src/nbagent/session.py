@@ -266,28 +266,19 @@ class Session:
         self._apply_tools()
 
     def provider_for(self, settings: Settings) -> Provider:
+        """The provider `settings.model` names (`provider:model`; a bare name is Claude),
+        rebuilt when its key, endpoint or tool protocol changes."""
         if self._fixed_provider is not None:
             return self._fixed_provider
-        key = (
-            settings.api_key,
-            settings.auth_token,
-            settings.base_url,
-            settings.max_retries,
-            settings.timeout,
-        )
-        if self._provider is None or key != self._provider_key:
-            from .providers.anthropic_api import AnthropicProvider
+        from .providers.registry import make_provider, parse_model_name, provider_key
 
+        name, _ = parse_model_name(settings.model)
+        key = provider_key(name, settings, env=self.env)
+        if self._provider is None or key != self._provider_key:
             close = getattr(self._provider, "close", None)
             if close is not None:
                 close()
-            self._provider = AnthropicProvider(
-                api_key=settings.api_key,
-                auth_token=settings.auth_token,
-                base_url=settings.base_url,
-                max_retries=settings.max_retries,
-                timeout=settings.timeout,
-            )
+            self._provider = make_provider(name, settings, env=self.env)
             self._provider_key = key
         return self._provider
 
@@ -383,6 +374,41 @@ class Session:
         run = self._run
         return run is not None and run.stop_reason == AWAITING_TOOL_RESULTS
 
+    def compact(self) -> Any:
+        """Compact the conversation now (`%agent compact`), as the session's turn.
+
+        Returns the `CompactionOutcome` (what was replaced, its usage), or None when
+        there is nothing older than the last exchange to compact."""
+        from .context import compact_now
+
+        outcome: list[Any] = []
+
+        def body() -> Generator[Event, None, None]:
+            self._abandon_suspended_run()
+            turn, _ = self._new_turn(None, None)
+            if turn.context is not None:
+                outcome.append(compact_now(turn.context))
+            yield from ()
+
+        for _ in TurnStream(self, body, threading.get_ident()):
+            pass
+        return outcome[0] if outcome else None  # its usage was added to the session's
+
+    def context_report(self) -> Any:
+        """Tokens by kind, the window and the compaction trigger (`%agent context`)."""
+        from .context import context_report, meter_of
+
+        settings = self.resolve()
+        return context_report(
+            history=self.history,
+            system=self._system,
+            tools=self.tool_runner.params(),
+            model=settings.model,
+            compaction=settings.compaction,
+            compact_at=settings.compact_at,
+            meter=meter_of(self),
+        )
+
     def stop(self) -> None:
         """Ask the running turn to stop at the next event (thread-safe)."""
         self.stop_requested.set()
@@ -472,7 +498,14 @@ class Session:
         provider = self.provider_for(settings)
         if self.provider_wrapper is not None:  # nbagent.record: recording and replay
             provider = self.provider_wrapper(provider, settings)
-        needs_key = self._fixed_provider is None and getattr(provider, "needs_key", True)
+        # The Anthropic key is checked here; other providers say what is missing themselves.
+        from .providers.registry import parse_model_name
+
+        needs_key = (
+            self._fixed_provider is None
+            and getattr(provider, "needs_key", True)
+            and parse_model_name(settings.model)[0] == "anthropic"
+        )
         policy = PermissionPolicy(settings.permission_mode)
         policy.always_allowed = self.always_allowed
         system = self._system
@@ -500,6 +533,8 @@ class Session:
             notices.append(Notice(unpriced, "warning"))
 
         def over_budget(params: dict[str, Any], run: Run) -> str | None:
+            if getattr(turn.provider, "needs_key", True) is False:
+                return None  # a replayed response costs nothing
             return budget.refusal(params, run.usage.cost_usd, self.usage.cost_usd)
 
         turn = Turn(

@@ -51,8 +51,11 @@ HELP = """\
 %agent <prompt>          one-line prompt
 %agent reset             start a new conversation
 %agent history           the conversation so far
+%agent resume            continue the last saved conversation (.nbagent/)
+%agent context           tokens by kind, the window, when compaction triggers
+%agent compact           compact the conversation now
 %agent usage             tokens and cost so far
-%agent model [NAME]      show or set the model
+%agent model [NAME]      show or set the model (provider:model); list the providers
 %agent tools             the tools the agent can use
 %agent config            the effective configuration
 %agent panel             open the chat panel
@@ -140,6 +143,9 @@ class AgentMagics(Magics):
             "tools": self._tools,
             "config": self._config,
             "panel": self._panel,
+            "resume": self._resume,
+            "context": self._context,
+            "compact": self._compact,
         }.get(command)
         if handler is not None and not rest:
             return handler()
@@ -159,9 +165,29 @@ class AgentMagics(Magics):
             return
         print("Started a new conversation.")
 
+    def _context(self) -> None:
+        print(self.session.agent.session.context_report())
+
+    def _compact(self) -> None:
+        try:
+            outcome = self.session.agent.session.compact()
+        except NBAgentError as exc:
+            print(f"%agent compact: {exc}")
+            return
+        print(outcome.text() if outcome is not None else "Nothing to compact yet.")
+
+    def _resume(self) -> None:
+        from .conversation import conversation_for
+
+        for notice in conversation_for(self.session).resume():
+            print(notice.text)
+
     def _history(self) -> None:
         from ..render.history import history_text
+        from .conversation import conversation_for
 
+        for notice in conversation_for(self.session).ensure_restored():
+            print(notice.text)
         messages = self.session.agent.messages
         print(history_text(messages) if messages else "No conversation yet.")
 
@@ -179,7 +205,14 @@ class AgentMagics(Magics):
                 return
             # The same place %config writes: the next turn reads it.
             self.options.model = name
-        print(f"Model: {self.session.settings.model}")
+        settings = self.session.settings
+        print(f"Model: {settings.model}")
+        if not name:  # what else could be used: keys set, local servers answering
+            from ..providers.registry import configured_providers
+
+            print("Providers (use provider:model):")
+            for status in configured_providers(settings):
+                print("  " + status.line())
 
     def _tools(self) -> None:
         for t in self.session.agent.tools:
@@ -252,6 +285,9 @@ class AgentMagics(Magics):
             broadcast(event)
 
         try:
+            from .conversation import conversation_for
+
+            conversation_for(session).begin_cell(prompt)  # restore; replay key: raw source
             events = session.stream_turn(
                 text, overrides=overrides, approve=self._approver(handle, settings)
             )

@@ -73,11 +73,15 @@ class KernelSession:
         from ..agent import Agent
         from .settings import configured
 
-        return Agent(
+        agent = Agent(
             toolset=self._toolset,
             system_suffix=KERNEL_CONTEXT,
             config_source=lambda: configured(self.config),
         )
+        from .conversation import attach_conversation
+
+        attach_conversation(self, agent)  # saved after each turn; restore; replay
+        return agent
 
     def _toolset(
         self, settings: Settings, workspace: Any, emit: Callable[[Notice], None]
