@@ -11,13 +11,14 @@ is already running", reset-while-running and abandoned streams are handled once.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .budget import Budget
 from .config import Settings, missing_key_message, resolve, resolve_system_prompt
@@ -32,7 +33,13 @@ from .redact import redact_obj, redact_output
 from .tools.base import Tool
 from .tools.runner import ToolRunner
 
+if TYPE_CHECKING:
+    from .mcp import McpManager
+    from .undo import Recorder
+
 ApproveCallable = Callable[[ToolCall], str]
+# mcp (issue 12): asks the user whether an MCP server may start (its one-line summary).
+MayStart = Callable[[str], bool]
 # Builds a session's tools from its settings: (settings, workspace, emit notice) -> tools.
 Toolset = Callable[[Settings, Any, Callable[[Notice], None]], list[Tool]]
 ConfigSource = Callable[[], Mapping[str, Any]]
@@ -158,6 +165,14 @@ class Session:
         # nbagent.record: called when a turn completes (not when it suspends), also
         # after an error, with the history valid (the conversation is saved here).
         self.turn_end_hooks: list[Callable[[Session, Run], None]] = []
+        # mcp (issue 12): the session's MCP servers, made when the first turn begins
+        # (nothing starts before it); their tools join the session's; `close()` stops them.
+        self.mcp: McpManager | None = None
+        self._mcp_tools: list[Tool] = []
+        self._mcp_held: list[Notice] = []  # notices of an allow given before any turn
+        # undo (issue 12): what each turn changes, for `%agent changes` / `%agent undo`.
+        # The kernel's session sets it and gives the same recorder to its tools.
+        self.recorder: Recorder | None = None
         self.tool_runner = ToolRunner([])
         self._built_key: tuple[Any, ...] | None = None
         self._system: str | list[dict[str, Any]] = ""
@@ -230,6 +245,9 @@ class Session:
         for t in self._base_tools:
             if t.name not in self._removed:
                 tools[t.name] = t
+        for t in self._mcp_tools:  # mcp (issue 12): named mcp__<server>__<tool>
+            if t.name not in self._removed:
+                tools.setdefault(t.name, t)
         tools.update(self._added)
         # Sorted by name: the same tools in the same order keep the prompt cache valid.
         self.tool_runner.tools = dict(sorted(tools.items()))
@@ -293,12 +311,20 @@ class Session:
         overrides: Mapping[str, Any] | None = None,
         owner: int | None = None,
         tool_choice: Any = None,
+        may_start: MayStart | None = None,
     ) -> TurnStream:
-        """A new turn with `prompt`; its settings are resolved when it starts."""
+        """A new turn with `prompt`; its settings are resolved when it starts.
+
+        `may_start(summary) -> bool` asks the user whether an MCP server may start
+        (a `.mcp.json` server, or any in `ask` mode); without it such a server is not
+        started and a notice says how to allow it."""
 
         def body() -> Generator[Event, None, None]:
             self._abandon_suspended_run()
-            turn, notices = self._new_turn(overrides, approve, tool_choice)
+            turn, notices = self._new_turn(overrides, approve, tool_choice, may_start, mcp=True)
+            if self.recorder is not None:  # undo (issue 12): this turn's record opens
+                label = prompt if isinstance(prompt, str) else _prompt_text(prompt)
+                self.recorder.begin_turn(label, snapshot_mb=turn.settings.undo_snapshot_mb)
             blocks = [{"type": "text", "text": prompt}] if isinstance(prompt, str) else list(prompt)
             # A prompt can carry a secret ({var} interpolation, a pasted value).
             append_user_content(self.history, redact_obj(blocks))
@@ -477,6 +503,9 @@ class Session:
         overrides: Mapping[str, Any] | None,
         approve: ApproveCallable | None,
         tool_choice: Any = None,
+        may_start: MayStart | None = None,
+        *,
+        mcp: bool = False,
     ) -> tuple[Turn, list[Notice]]:
         from .redact import set_declared_secrets
         from .request import build_request, plan_request
@@ -492,6 +521,9 @@ class Session:
                     "info",
                 )
             )
+        if mcp:  # mcp (issue 12): servers start (or are reused); their secrets are redacted
+            self._update_mcp(settings, may_start, notices.append)
+            set_declared_secrets([*(settings.secrets or ()), *self.mcp_secrets()])
         plan = plan_request(settings)
         notices += [Notice(text, "warning") for text in plan.notices]
         self.tool_runner.max_output_chars = settings.max_tool_output_chars
@@ -616,3 +648,111 @@ class Session:
     def snapshot(self) -> list[dict[str, Any]]:
         """A copy of the history that later turns do not change."""
         return copy.deepcopy(self.history)
+
+    def add_note(self, text: str) -> None:
+        """Tell the model something between turns (e.g. what `%agent undo` reverted):
+        user text appended to the history, which stays valid (a turn waiting for an
+        approval or for tool results is abandoned first, its calls answered)."""
+        if not text:
+            return
+        if self.busy:
+            raise AgentBusyError("a turn is running; stop it first")
+        self._abandon_suspended_run()
+        append_user_content(self.history, [{"type": "text", "text": text}])
+
+    def close(self) -> None:
+        """Release what the session holds outside Python: its MCP servers stop."""
+        mcp, self.mcp = self.mcp, None  # mcp (issue 12)
+        self._mcp_tools = []
+        self._apply_tools()
+        if mcp is not None:
+            mcp.close()
+
+    # -- mcp (issue 12) ---------------------------------------------------------
+
+    def _mcp_manager(self) -> McpManager:
+        if self.mcp is None:
+            from .mcp import McpManager
+
+            self.mcp = McpManager()  # the working directory's .mcp.json, read each turn
+        return self.mcp
+
+    def _update_mcp(
+        self, settings: Settings, may_start: MayStart | None, emit: Callable[[Notice], None]
+    ) -> None:
+        """At a turn's start: start the servers that may start (the first turn waits up
+        to mcp_startup_timeout), and give the turn their tools, sorted."""
+        for notice in self._mcp_held:
+            emit(notice)
+        self._mcp_held = []
+        tools = self._mcp_manager().tools_for_turn(settings, may_start=may_start, emit=emit)
+        if [id(t) for t in tools] != [id(t) for t in self._mcp_tools]:
+            self._mcp_tools = list(tools)
+            self._apply_tools(settings)
+
+    def mcp_secrets(self) -> list[str]:
+        """Secret values from the MCP servers' env and headers (redacted everywhere)."""
+        return self.mcp.secret_values() if self.mcp is not None else []
+
+    def mcp_status(self) -> list[dict[str, Any]]:
+        """Each configured MCP server, its state and its tools (for the sidebar)."""
+        if self.mcp is None or not self.mcp.status():
+            return [
+                {
+                    "name": c.name,
+                    "source": c.source,
+                    "transport": c.transport,
+                    "state": "not started",
+                    "detail": "servers start when the first turn begins",
+                    "tools": [],
+                }
+                for c in self._mcp_configured()
+            ]
+        return [s.to_dict() for s in self.mcp.status()]
+
+    def mcp_status_text(self) -> str:
+        """`%agent mcp`: servers, their state and their tools."""
+        if self.mcp is not None and self.mcp.status():
+            return self.mcp.status_text()
+        configured = self._mcp_configured()
+        if not configured:
+            return self._mcp_manager().status_text()  # how to configure one
+        lines = [
+            f"{c.name} ({c.transport}, from {c.source}): not started - servers start when "
+            "the first turn begins"
+            for c in configured
+        ]
+        return "\n".join(lines)
+
+    def mcp_allow(self, name: str) -> bool:
+        """Allow MCP server `name` (its configuration as it is now) to start from the
+        next turn; False if no server has that name."""
+        manager = self._mcp_manager()
+        if manager.allow(name):
+            return True
+        if name not in {c.name for c in self._mcp_configured()}:
+            return False
+        # No turn has read the configuration yet: read it without starting anything
+        # (read-only starts none), then allow. Its notices wait for the next turn.
+        probe = dataclasses.replace(self.resolve(), permission_mode="read-only")
+        held: list[Notice] = []
+        manager.tools_for_turn(probe, may_start=None, emit=held.append)
+        self._mcp_held += [n for n in held if "the session is read-only" not in n.text]
+        return manager.allow(name)
+
+    def mcp_restart(self, name: str) -> bool:
+        """Stop server `name`; the next turn starts it again. False if it is not known."""
+        if name not in {c.name for c in self._mcp_configured()}:
+            return False
+        if self.mcp is not None:
+            self.mcp.restart(name)
+        return True
+
+    def _mcp_configured(self) -> list[Any]:
+        from .mcp import load_servers
+
+        return list(load_servers(self.resolve().mcp_servers, Path.cwd()).servers)
+
+
+def _prompt_text(blocks: list[dict[str, Any]]) -> str:
+    return " ".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")

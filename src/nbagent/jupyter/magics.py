@@ -57,6 +57,11 @@ HELP = """\
 %agent usage             tokens and cost so far
 %agent model [NAME]      show or set the model (provider:model); list the providers
 %agent tools             the tools the agent can use
+%agent mcp               MCP servers: their state and their tools
+%agent mcp allow NAME    let MCP server NAME start (a .mcp.json server, or in ask mode)
+%agent mcp restart NAME  stop MCP server NAME; the next turn starts it again
+%agent changes           what the last turn changed (cells, files, variables) as a diff
+%agent undo              revert the last turn's changes; again to go further back
 %agent config            the effective configuration
 %agent panel             open the chat panel
 %agent help              this help
@@ -129,7 +134,8 @@ class AgentMagics(Magics):
     @line_magic("agent")  # type: ignore[arg-type]
     @no_var_expand  # {name} is nbagent's interpolation, not IPython's expansion
     def agent_line(self, line: str) -> Any:
-        """One-line prompt or a command: reset, history, usage, model, tools, config, panel, help."""
+        """One-line prompt or a command: reset, history, usage, model, tools, mcp, changes,
+        undo, config, panel, help."""
         words = line.strip().split(maxsplit=1)
         if not words:
             print(HELP)
@@ -146,9 +152,14 @@ class AgentMagics(Magics):
             "resume": self._resume,
             "context": self._context,
             "compact": self._compact,
+            "changes": self._changes,  # undo (issue 12)
+            "undo": self._undo,
+            "mcp": self._mcp,  # mcp (issue 12)
         }.get(command)
         if handler is not None and not rest:
             return handler()
+        if command == "mcp" and self._mcp_command(rest.split()):  # mcp (issue 12)
+            return None
         if command == "model" and len(rest.split()) <= 1:
             return self._model(rest.strip())
         self._run_turn(line.strip(), overrides={}, quiet=False)
@@ -156,6 +167,41 @@ class AgentMagics(Magics):
 
     def _help(self) -> None:
         print(HELP)
+
+    # -- mcp and undo (issue 12) ---------------------------------------------
+
+    def _mcp(self) -> None:
+        print(self.session.agent.session.mcp_status_text())
+
+    def _mcp_command(self, words: list[str]) -> bool:
+        """`%agent mcp allow NAME` / `%agent mcp restart NAME`; False: not one of them."""
+        if len(words) != 2 or words[0] not in ("allow", "restart"):
+            return False
+        verb, name = words
+        session = self.session.agent.session
+        try:
+            known = session.mcp_allow(name) if verb == "allow" else session.mcp_restart(name)
+        except NBAgentError as exc:
+            print(f"%agent mcp {verb}: {exc}")
+            return True
+        if not known:
+            print(f"%agent mcp {verb}: no MCP server is named {name!r} (see %agent mcp).")
+        elif verb == "allow":
+            print(f"Allowed MCP server {name!r}: it starts when the next turn begins.")
+        else:
+            print(f"Stopped MCP server {name!r}: the next turn starts it again.")
+        return True
+
+    def _changes(self) -> None:
+        print(self.session.changes_text())
+
+    def _undo(self) -> None:
+        try:
+            report = self.session.undo()
+        except NBAgentError as exc:
+            print(f"%agent undo: {exc}")
+            return
+        print(report.text())
 
     def _reset(self) -> None:
         try:
@@ -289,7 +335,10 @@ class AgentMagics(Magics):
 
             conversation_for(session).begin_cell(prompt)  # restore; replay key: raw source
             events = session.stream_turn(
-                text, overrides=overrides, approve=self._approver(handle, settings)
+                text,
+                overrides=overrides,
+                approve=self._approver(handle, settings),
+                may_start=self._mcp_asker(handle, settings),
             )
             result = pump(events, handle)
         finally:
@@ -326,3 +375,29 @@ class AgentMagics(Magics):
             return "allow" if answer in ("y", "yes") else "deny"
 
         return approve
+
+    def _mcp_asker(self, handle: Any, settings: Any) -> Any:
+        """Asks on stdin whether an MCP server may start, once per configuration
+        (headless: `headless_approval` decides, and a notice says so)."""
+        from IPython.core.error import StdinNotImplementedError
+
+        from ..events import Notice
+
+        def may_start(summary: str) -> bool:
+            try:
+                answer = input(f"{summary}\nStart it? [y]es / [n]o: ")
+            except StdinNotImplementedError:
+                allow = settings.headless_approval == "allow"
+                verb = "Allowed" if allow else "Did not allow"
+                handle(
+                    Notice(
+                        f"{verb} {summary.split(':', 1)[0]} to start: no stdin here (headless "
+                        "run), so "
+                        f"NBAgent.headless_approval='{settings.headless_approval}' decided.",
+                        "warning",
+                    )
+                )
+                return allow
+            return answer.strip().lower() in ("y", "yes")
+
+        return may_start

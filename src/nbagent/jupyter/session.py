@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 
     from ..agent import Agent
     from ..config import Settings
+    from ..notebook.document import NotebookDocument
+    from ..undo import Recorder, UndoReport
     from .settings import NBAgent
 
 KERNEL_CONTEXT = """\
@@ -39,7 +41,10 @@ def get_session(shell: InteractiveShell, config: NBAgent | None = None) -> Kerne
 
 
 def drop_session(shell: InteractiveShell) -> None:
-    _sessions.pop(id(shell), None)
+    """Forget the shell's session (`%unload_ext`): its MCP servers stop."""
+    session = _sessions.pop(id(shell), None)
+    if session is not None:
+        session.close()
 
 
 class KernelSession:
@@ -52,6 +57,9 @@ class KernelSession:
         self._agent: Agent | None = None
         # Where rich outputs of run_python go: the surface running the current turn.
         self.on_display: Callable[[list[dict[str, Any]]], None] | None = None
+        # undo (issue 12): one record of every turn's changes for the kernel's life;
+        # `reset()` starts a new conversation but keeps it.
+        self._recorder: Recorder | None = None
 
     @property
     def agent(self) -> Agent:
@@ -69,6 +77,58 @@ class KernelSession:
         if self._agent is not None:
             self._agent.reset()
 
+    def close(self) -> None:
+        """`%unload_ext`: the session's MCP servers stop (kernel exit stops them too)."""
+        if self._agent is not None:
+            self._agent.session.close()
+
+    # -- undo (issue 12) ------------------------------------------------------
+
+    @property
+    def recorder(self) -> Recorder:
+        if self._recorder is None:
+            from ..undo import Recorder
+
+            self._recorder = Recorder()
+        return self._recorder
+
+    def changes_text(self) -> str:
+        """`%agent changes`: the last turn's changes (not undone) as a diff."""
+        return self.recorder.changes_text()
+
+    def undo(self) -> UndoReport:
+        """`%agent undo`: revert the last turn not yet undone (cells through the notebook
+        as it is open now, with the hash check), and tell the model what was reverted."""
+        reports = self._undo(lambda: [self.recorder.undo(resolve_document=self._document_for)])
+        return reports[0]
+
+    def undo_through(self, turn: int) -> list[UndoReport]:
+        """Undo turns, newest first, through turn `turn` (the sidebar's Revert)."""
+        return self._undo(
+            lambda: self.recorder.undo_through(turn, resolve_document=self._document_for)
+        )
+
+    def turn_summaries(self) -> list[dict[str, Any]]:
+        """Each turn that changed something, newest first, with its diff (the sidebar)."""
+        return self.recorder.turn_summaries()
+
+    def _undo(self, revert: Callable[[], list[UndoReport]]) -> list[UndoReport]:
+        from ..errors import AgentBusyError
+
+        session = self.agent.session
+        if session.busy:
+            raise AgentBusyError("a turn is running; stop it before undoing")
+        reports = revert()
+        note = "\n".join(r.note() for r in reports if r.note())
+        session.add_note(note)
+        return reports
+
+    def _document_for(self, path: str) -> NotebookDocument | None:
+        """The notebook open now for a recorded change's `path` (a reloaded page has a
+        new frontend client); None: the document the change was made through."""
+        doc = self._document()
+        return doc if doc is not None and doc.path == path else None
+
     def _make_agent(self) -> Agent:
         from ..agent import Agent
         from .settings import configured
@@ -78,6 +138,7 @@ class KernelSession:
             system_suffix=KERNEL_CONTEXT,
             config_source=lambda: configured(self.config),
         )
+        agent.session.recorder = self.recorder  # undo (issue 12): each turn opens a record
         from .conversation import attach_conversation
 
         attach_conversation(self, agent)  # saved after each turn; restore; replay
@@ -89,31 +150,34 @@ class KernelSession:
         from ..tools.builtin import tools_for
         from .live import live_runner, live_tools
 
+        recorder = self.recorder  # undo (issue 12): the tools report their changes
         tools = [
             t
-            for t in tools_for(settings, workspace, emit)
+            for t in tools_for(settings, workspace, emit, recorder=recorder)
             # run_python replaces the subprocess runner: the user's namespace is the point.
             if t.name != "execute_python_code"
         ]
-        tools += live_tools(self.shell, on_display=self._display_outputs)
+        tools += live_tools(self.shell, on_display=self._display_outputs, recorder=recorder)
         # run_cell stores the cell's real outputs, not run_python's labelled text.
-        tools += self._notebook_tools(live_runner(self.shell, on_display=self._display_outputs))
+        runner = live_runner(self.shell, on_display=self._display_outputs, recorder=recorder)
+        tools += self._notebook_tools(runner)
         return tools
 
     def _notebook_tools(self, run_code: Callable[[str], Any]) -> list[Any]:
-        from ..notebook.locate import current_document
         from ..notebook.tools import notebook_tools
 
-        def document() -> Any:
-            bridge = None
-            kernel = getattr(self.shell, "kernel", None)
-            if kernel is not None:
-                from ..transport.bridge import get_bridge
+        return notebook_tools(self._document, run_code=run_code, recorder=self.recorder)
 
-                bridge = get_bridge(kernel)
-            return current_document(bridge, self.shell.user_ns)
+    def _document(self) -> NotebookDocument | None:
+        from ..notebook.locate import current_document
 
-        return notebook_tools(document, run_code=run_code)
+        bridge = None
+        kernel = getattr(self.shell, "kernel", None)
+        if kernel is not None:
+            from ..transport.bridge import get_bridge
+
+            bridge = get_bridge(kernel)
+        return current_document(bridge, self.shell.user_ns)
 
     def _display_outputs(self, bundles: list[dict[str, Any]]) -> None:
         if self.on_display is not None and bundles:
@@ -128,17 +192,21 @@ class KernelSession:
         decision: str | None = None,
         overrides: dict[str, Any] | None = None,
         approve: Callable[[ToolCall], str] | None = None,
+        may_start: Callable[[str], bool] | None = None,
     ) -> Iterator[Event]:
         """Events of a new turn (or of resuming a suspended one with `decision`).
 
         Per-turn overrides (model, max_turns, permission_mode, ...) are values for
-        this turn only; nothing shared is changed.
+        this turn only; nothing shared is changed. `may_start(summary)` asks whether
+        an MCP server that needs the user's permission may start (mcp, issue 12).
         """
         agent = self.agent
         if decision is not None:
             return agent.stream_resume(decision, approve=approve)
         if prompt:
-            return agent.stream(prompt, approve=approve, **(overrides or {}))
+            return agent.session.stream(
+                prompt, approve=approve, overrides=overrides or {}, may_start=may_start
+            )
         return iter(())
 
 

@@ -75,6 +75,11 @@ class NotebookDocument(Protocol):
         """Insert a cell after `after_cell_id`, or at the END when it is None; return its id."""
         ...
 
+    def insert_first_cell(self, source: str, cell_type: str = "code") -> str:
+        """Insert a cell at the top of the notebook; return its id (undo puts a deleted
+        first cell back there)."""
+        ...
+
     def edit_cell(self, cell_id: str, source: str, expected_hash: str) -> None:
         """Replace a cell's source if its current source hashes to `expected_hash`,
         else raise NotebookConflict. A code cell keeps its outputs."""

@@ -99,6 +99,15 @@ class FileNotebook:
         self, source: str, cell_type: str = "code", after_cell_id: str | None = None
     ) -> str:
         """Insert a cell after `after_cell_id`, or at the end when it is None; return its id."""
+        return self._insert(source, cell_type, after_cell_id, first=False)
+
+    def insert_first_cell(self, source: str, cell_type: str = "code") -> str:
+        """Insert a cell at the top of the notebook; return its id."""
+        return self._insert(source, cell_type, None, first=True)
+
+    def _insert(
+        self, source: str, cell_type: str, after_cell_id: str | None, *, first: bool
+    ) -> str:
         check_cell_type(cell_type)
 
         def change(nb: Any) -> str:
@@ -111,7 +120,9 @@ class FileNotebook:
             taken = {c.get("id") for c in nb.cells}
             while cell["id"] in taken:
                 cell["id"] = v4.new_code_cell()["id"]
-            if after_cell_id is None:
+            if first:
+                index = 0
+            elif after_cell_id is None:
                 index = len(nb.cells)
             else:
                 index = _index(nb, after_cell_id) + 1

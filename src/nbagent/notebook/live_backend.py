@@ -71,6 +71,14 @@ class LiveNotebook:
         if after_cell_id is None:
             cells = self.read()
             after_cell_id = cells[-1].id if cells else None
+        return self._insert(source, cell_type, after_cell_id)
+
+    def insert_first_cell(self, source: str, cell_type: str = "code") -> str:
+        """Insert at the top (the protocol's `after_cell_id: null`)."""
+        check_cell_type(cell_type)
+        return self._insert(source, cell_type, None)
+
+    def _insert(self, source: str, cell_type: str, after_cell_id: str | None) -> str:
         result = self._call(
             "insert_cell",
             {"source": source, "cell_type": cell_type, "after_cell_id": after_cell_id},

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ..events import ToolOutput
 from ..tools.base import Tool, ToolError, tool
@@ -46,18 +46,37 @@ NOT_ATTACHED = (
 _IMAGE_MIMES = ("image/png", "image/jpeg", "image/gif", "image/svg+xml", "image/webp")
 
 
+class CellChangeRecorder(Protocol):
+    """Where the notebook tools report cell edits, inserts and deletes, for review and
+    undo (issue 12): `nbagent.undo.Recorder`."""
+
+    def cell_will_change(self, doc: NotebookDocument, cell_id: str) -> Any:
+        """Before an edit or delete: reads the cell's source and place; returns a token."""
+        ...
+
+    def cell_edited(self, token: Any, expected_hash: str, source: str) -> None: ...
+
+    def cell_deleted(self, token: Any, expected_hash: str) -> None: ...
+
+    def cell_inserted(
+        self, doc: NotebookDocument, cell_id: str, source: str, cell_type: str = "code"
+    ) -> None: ...
+
+
 def notebook_tools(
     get_document: Callable[[], NotebookDocument | None],
     *,
     run_code: Callable[[str], RunResult] | None = None,
     max_chars: int = 20_000,
+    recorder: CellChangeRecorder | None = None,
 ) -> list[Tool]:
     """read_notebook, insert_cell, edit_cell, delete_cell and (with `run_code`) run_cell.
 
     `get_document` is called on every tool call; returning None makes the tools
     answer that the kernel is not attached to a notebook. `run_code(source)` runs
     code in the live namespace (the python tool's runner) and returns its output.
-    `max_chars` bounds read_notebook's answer.
+    `max_chars` bounds read_notebook's answer. `recorder` is told about each cell
+    change, with the source before (for `%agent changes` and `%agent undo`).
     """
     seen: dict[tuple[str, str], str] = {}  # (notebook path, cell id) -> hash the agent last saw
     per_output = max(500, max_chars // 10)
@@ -128,6 +147,8 @@ def notebook_tools(
         check_cell_type(cell_type)
         doc = document()
         cell_id = doc.insert_cell(source, cell_type, after_cell_id)
+        if recorder is not None:  # undo (issue 12)
+            recorder.cell_inserted(doc, cell_id, source, cell_type)
         seen[(doc.path, cell_id)] = source_hash(source)
         where = f"after cell '{after_cell_id}'" if after_cell_id else "at the end of the notebook"
         return _with_notice(doc, f"Inserted {cell_type} cell '{cell_id}' {where}.")
@@ -145,10 +166,13 @@ def notebook_tools(
         """
         doc = document()
         expected = expected_hash(doc, cell_id)
+        token = recorder.cell_will_change(doc, cell_id) if recorder is not None else None
         try:
             doc.edit_cell(cell_id, source, expected)
         except NotebookConflict as exc:
             raise conflict(doc, cell_id, exc, "edited") from None
+        if recorder is not None:  # undo (issue 12)
+            recorder.cell_edited(token, expected, source)
         seen[(doc.path, cell_id)] = source_hash(source)
         return _with_notice(doc, f"Edited cell '{cell_id}' ({_lines(source)}).")
 
@@ -164,10 +188,13 @@ def notebook_tools(
         """
         doc = document()
         expected = expected_hash(doc, cell_id)
+        token = recorder.cell_will_change(doc, cell_id) if recorder is not None else None
         try:
             doc.delete_cell(cell_id, expected)
         except NotebookConflict as exc:
             raise conflict(doc, cell_id, exc, "deleted") from None
+        if recorder is not None:  # undo (issue 12)
+            recorder.cell_deleted(token, expected)
         seen.pop((doc.path, cell_id), None)
         return _with_notice(doc, f"Deleted cell '{cell_id}'.")
 

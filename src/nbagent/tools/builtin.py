@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..events import Notice
 from .base import Tool
-from .files import DEFAULT_SECRET_FILE_PATTERNS, file_tools
+from .files import DEFAULT_SECRET_FILE_PATTERNS, FileChangeRecorder, file_tools
 from .notify import notify_tools
 from .sandbox import SandboxSetting
 from .shell import shell_tools
@@ -26,12 +26,14 @@ def builtin_tools(
     secret_file_patterns: Iterable[str] | None = None,
     sandbox: SandboxSetting = "auto",
     network: bool = True,
+    recorder: FileChangeRecorder | None = None,
 ) -> list[Tool]:
     """message_notify_user, the file tools and the code tools, bound to `ws` and `emit`.
 
     `max_output_chars` is the one clipping limit: each tool keeps its answer within it
     where the output is produced (a process keeps half of it for stdout and half for
-    stderr), so nothing is clipped twice.
+    stderr), so nothing is clipped twice. `recorder`: the file tools report their
+    changes to it, for review and undo (shell commands are not recorded).
     """
     return [
         *notify_tools(emit),
@@ -43,6 +45,7 @@ def builtin_tools(
                 if secret_file_patterns is None
                 else tuple(secret_file_patterns)
             ),
+            recorder=recorder,
         ),
         *shell_tools(
             ws,
@@ -54,8 +57,15 @@ def builtin_tools(
     ]
 
 
-def tools_for(settings: Settings, ws: Workspace, emit: Callable[[Notice], None]) -> list[Tool]:
-    """The built-in tools as a session's settings configure them."""
+def tools_for(
+    settings: Settings,
+    ws: Workspace,
+    emit: Callable[[Notice], None],
+    *,
+    recorder: FileChangeRecorder | None = None,
+) -> list[Tool]:
+    """The built-in tools as a session's settings configure them (`recorder`: see
+    `builtin_tools`)."""
     sandbox: SandboxSetting = {"on": True, "off": False}.get(settings.sandbox, "auto")  # type: ignore[assignment]
     return builtin_tools(
         ws,
@@ -65,4 +75,5 @@ def tools_for(settings: Settings, ws: Workspace, emit: Callable[[Notice], None])
         secret_file_patterns=settings.secret_files or None,
         sandbox=sandbox,
         network=settings.sandbox_network,
+        recorder=recorder,
     )

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .base import Tool, ToolError, tool
 from .workspace import Location, NotRegularFileError, Workspace, file_kind, write_atomic_at
@@ -83,6 +83,19 @@ _NOTICE_ROOM = 400  # characters kept free for a clipping notice (plus the path,
 T = TypeVar("T")
 
 
+class FileChangeRecorder(Protocol):
+    """Where the file tools report what they change, for review and undo (issue 12):
+    `nbagent.undo.Recorder`. Shell commands and code run by `run_python` are not seen."""
+
+    def file_will_change(self, path: str, display: str | None = None, *, tree: bool = True) -> Any:
+        """Before a write or delete of the absolute `path`; returns a token."""
+        ...
+
+    def file_did_change(self, token: Any, after: bytes | None = None) -> None:
+        """After it succeeded, with the bytes written when known."""
+        ...
+
+
 def file_tools(
     ws: Workspace,
     *,
@@ -90,6 +103,7 @@ def file_tools(
     secret_file_patterns: Iterable[str] = DEFAULT_SECRET_FILE_PATTERNS,
     timeout: float = DEFAULT_TIMEOUT,
     max_read_chars: int | None = None,
+    recorder: FileChangeRecorder | None = None,
 ) -> list[Tool]:
     """The seed's file and directory tools, working inside `ws`.
 
@@ -100,10 +114,21 @@ def file_tools(
         secret_file_patterns: names of files never read, written or deleted.
         timeout: seconds after which a blocked call answers with an error.
         max_read_chars: old name of max_output_chars.
+        recorder: told before and after each write, create or delete (undo, issue 12).
     """
     limit = max_read_chars if max_read_chars is not None else max_output_chars
     secrets = SecretFiles(secret_file_patterns)
     bounded = _time_limit(timeout)
+
+    # undo (issue 12): what is at a path before a tool changes it, and after.
+    def will_change(loc: Location, given: str, *, tree: bool = True) -> Any:
+        if recorder is None:
+            return None
+        return recorder.file_will_change(_location_path(ws, loc), given, tree=tree)
+
+    def did_change(token: Any, after: bytes | None = None) -> None:
+        if recorder is not None and token is not None:
+            recorder.file_did_change(token, after)
 
     @tool(category="write")
     @bounded
@@ -129,7 +154,9 @@ def file_tools(
             secrets.refuse(file_path, loc.parts, "write")
             if loc.name == ".":
                 raise IsADirectoryError(errno.EISDIR, "Is a directory")
+            token = will_change(loc, file_path)
             existed = write_atomic_at(loc.dir_fd, loc.name, data)
+            did_change(token, data)
         verb = "Overwrote" if existed else "Created"
         return f"{verb} file '{file_path}' ({len(data)} bytes written)."
 
@@ -233,7 +260,10 @@ def file_tools(
                 )
             at = text.index(old_string)
             new_text = text[:at] + new_string + text[at + len(old_string) :]
-            write_atomic_at(loc.dir_fd, loc.name, new_text.encode("utf-8"))
+            new_data = new_text.encode("utf-8")
+            token = will_change(loc, file_path)
+            write_atomic_at(loc.dir_fd, loc.name, new_data)
+            did_change(token, new_data)
         line = text.count("\n", 0, at) + 1
         return f"Replaced 1 occurrence in '{file_path}' at line {line}."
 
@@ -296,8 +326,10 @@ def file_tools(
         ):
             if loc.name == ".":
                 return f"Directory '{directory_path}' already exists."
+            token = will_change(loc, directory_path, tree=False)
             try:
                 os.mkdir(loc.name, 0o777, dir_fd=loc.dir_fd)
+                did_change(token)
             except FileExistsError:
                 st = os.stat(loc.name, dir_fd=loc.dir_fd, follow_symlinks=False)
                 if stat.S_ISDIR(st.st_mode):
@@ -328,12 +360,16 @@ def file_tools(
             st = os.stat(loc.name, dir_fd=loc.dir_fd, follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
                 _check_link_target(ws, file_path)
+                token = will_change(loc, file_path)
                 os.unlink(loc.name, dir_fd=loc.dir_fd)
+                did_change(token)
                 return f"Deleted symlink '{file_path}' (its target was left in place)."
             if stat.S_ISDIR(st.st_mode):
                 raise ToolError(is_dir)
+            token = will_change(loc, file_path)
             # unlink never follows a link and fails on a directory, whatever was swapped in.
             os.unlink(loc.name, dir_fd=loc.dir_fd)
+            did_change(token)
         return f"Deleted file '{file_path}'."
 
     @tool(category="destructive")
@@ -362,14 +398,20 @@ def file_tools(
             st = os.stat(loc.name, dir_fd=loc.dir_fd, follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
                 _check_link_target(ws, directory_path)
+                token = will_change(loc, directory_path)
                 os.unlink(loc.name, dir_fd=loc.dir_fd)
+                did_change(token)
                 return f"Deleted symlink '{directory_path}' (its target was left in place)."
             if not stat.S_ISDIR(st.st_mode):
                 raise ToolError(f"'{directory_path}' is a file; use delete_file to remove it.")
             count = _count_entries(loc)
+            token = will_change(loc, directory_path)
             # rmtree(dir_fd=) opens each level with O_NOFOLLOW and checks it is the
             # directory it stat'ed: a symlink swapped in is refused, not followed.
-            shutil.rmtree(loc.name, dir_fd=loc.dir_fd)
+            try:
+                shutil.rmtree(loc.name, dir_fd=loc.dir_fd)
+            finally:  # a partial delete is recorded too (undo puts the tree back)
+                did_change(token)
         return f"Deleted directory '{directory_path}' and the {count} entries inside it."
 
     @tool(read_only=True)
@@ -416,6 +458,13 @@ def file_tools(
         delete_directory,
         get_file_info,
     ]
+
+
+def _location_path(ws: Workspace, loc: Location) -> str:
+    """The absolute path of a located entry (from "/" when outside paths are allowed)."""
+    if loc.absolute:
+        return os.path.join("/", *loc.parts)
+    return os.path.join(os.fspath(ws.root), *loc.parts)
 
 
 # -- secret files -------------------------------------------------------------

@@ -43,6 +43,8 @@ from .output import (
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
+    from ...undo import Recorder
+
 log = logging.getLogger("nbagent.jupyter")
 
 DisplayCallback = Callable[[list[dict[str, Any]]], None]
@@ -54,15 +56,29 @@ def live_runner(
     max_chars: int = 20_000,
     max_html_chars: int = 10_000,
     on_display: DisplayCallback | None = None,
+    recorder: Recorder | None = None,
 ) -> Callable[[str], tuple[ToolOutput, list[dict[str, Any]]]]:
     """`run(code)` in `shell`'s user namespace, returning the model's view of the run and
     the nbformat outputs a notebook cell running that code would have (what the
-    notebook tools' run_cell stores). `on_display`: see `live_tools`."""
+    notebook tools' run_cell stores). `on_display`: see `live_tools`. `recorder` keeps
+    what the run changes in the namespace (the variables' values before), for undo."""
 
     def run(code: str) -> tuple[ToolOutput, list[dict[str, Any]]]:
         before = open_figures()
-        with capture(shell) as cap:
-            result = shell.run_cell(code, store_history=False)
+        # undo (issue 12): the names the code refers to are snapshotted before it runs.
+        token = (
+            recorder.python_will_run(
+                code, shell.user_ns, transform=shell.transform_cell, hidden=shell.user_ns_hidden
+            )
+            if recorder is not None
+            else None
+        )
+        try:
+            with capture(shell) as cap:
+                result = shell.run_cell(code, store_history=False)
+        finally:
+            if recorder is not None and token is not None:
+                recorder.python_did_run(token)
         displays = list(cap.displays)
         has_png = any(
             any(m in (b.get("data") or {}) for m in IMAGE_MIMES) for b in [*displays, *cap.results]
@@ -117,16 +133,22 @@ def live_tools(
     max_chars: int = 20_000,
     max_html_chars: int = 10_000,
     on_display: DisplayCallback | None = None,
+    recorder: Recorder | None = None,
 ) -> list[Tool]:
     """run_python, list_variables and inspect_variable, bound to `shell`'s user namespace.
 
     `on_display`, if given, is called after each `run_python` that produced display
     outputs (figures, HTML, `display(...)` calls) with their MIME bundles
     (`{mime: data}` dicts), so the caller can show them to the user. The last
-    expression's value is not included: it goes to the model only.
+    expression's value is not included: it goes to the model only. `recorder`: see
+    `live_runner`.
     """
     execute = live_runner(
-        shell, max_chars=max_chars, max_html_chars=max_html_chars, on_display=on_display
+        shell,
+        max_chars=max_chars,
+        max_html_chars=max_html_chars,
+        on_display=on_display,
+        recorder=recorder,
     )
 
     def run(code: str) -> ToolOutput:
