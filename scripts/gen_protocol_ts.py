@@ -10,8 +10,9 @@ they cannot drift (tests/test_protocol_contract.py regenerates and compares).
 
 It covers the subset of JSON Schema the protocol uses: `$ref` into `$defs`,
 `const`, `enum`, `type` (one or a list), `properties` / `required` /
-`additionalProperties`, `items`, `oneOf` / `anyOf`, and `description` (as doc
-comments). Anything else is an error here rather than a silently loose type.
+`additionalProperties`, `items`, `oneOf` / `anyOf`, `description` (as doc
+comments), and no constraint at all (any JSON value: `unknown`). Anything else
+is an error here rather than a silently loose type.
 """
 
 from __future__ import annotations
@@ -102,6 +103,8 @@ def ts_type(schema: dict[str, Any], indent: int) -> str:
         return f"({item})[]" if " | " in item else f"{item}[]"
     if kinds == "object":
         return object_type(schema, indent)
+    if set(schema) <= {"description"}:
+        return "unknown"  # no constraint: any JSON value
     raise ValueError(f"cannot type {schema}")
 
 

@@ -4,10 +4,11 @@ what both sides really send.
 - The kernel: a real ipykernel, driven over the Jupyter protocol by a stand-in for
   the labextension (listen, subshell, control comm and register, then replies and
   approvals), runs a sidebar turn, a %%agent cell and a widget-panel turn against the
-  fake Messages API. Every message on the events comm is validated against the
-  schema, every loop event type must have been seen, the labextension's own parser
-  must accept each one, and the events comm must open only with the hello that
-  answers the register.
+  fake Messages API, reverts the sidebar turn's changes, and answers a second
+  client's register (a page reload) with the conversation. Every message on the
+  events comm is validated against the schema, every loop event type and every
+  message type must have been seen, the labextension's own parser must accept each
+  one, and the events comm must open only with the hello that answers the register.
 - The frontend: the builders in labextension/src/protocol.ts (compiled to
   labextension/lib) run in Node; each message they build is validated.
 - The TypeScript types: labextension/src/protocolTypes.ts must be what
@@ -74,7 +75,7 @@ def test_the_schema_is_valid_json_schema_2020_12() -> None:
 
 def test_one_version_and_one_pair_of_targets() -> None:
     defs = _defs()
-    assert defs["Version"]["const"] == protocol.PROTOCOL_VERSION == 3
+    assert defs["Version"]["const"] == protocol.PROTOCOL_VERSION == 4
     assert transport_bridge.PROTOCOL_VERSION == protocol.PROTOCOL_VERSION
     assert defs["EventsTarget"]["const"] == transport_bridge.EVENTS_TARGET
     assert defs["ControlTarget"]["const"] == transport_bridge.CONTROL_TARGET
@@ -253,6 +254,7 @@ def test_every_message_the_frontend_builds_matches_the_schema() -> None:
         "    p.approvalMsg('toolu_2', 'always'),\n"
         "    p.approvalMsg('toolu_3', 'deny'),\n"
         "    p.stopMsg(),\n"
+        "    p.revertMsg(2),\n"
         "  ],\n"
         "}));\n"
     )
@@ -263,7 +265,7 @@ def test_every_message_the_frontend_builds_matches_the_schema() -> None:
     for message in out["messages"]:
         validate_message(message, "frontend")
         kinds.add(message["type"])
-    assert kinds == {"register", "path_changed", "reply", "approval", "stop"}
+    assert kinds == {"register", "path_changed", "reply", "approval", "stop", "revert"}
 
 
 # -- usage ----------------------------------------------------------------------------
@@ -340,8 +342,11 @@ class Frontend:
         self.outputs: list[dict[str, Any]] = []  # display data of the executions
         self.sent: list[dict[str, Any]] = []
         self.cells = [dict(c) for c in CELLS]
+        self.inserted = 0
+        self.metadata: dict[str, Any] = {}  # the notebook's, as set_notebook_metadata left it
         self.decisions = iter(["allow", "always", "allow", "allow", "allow", "allow"])
         self.listened: Any = None
+        self.cwd = Path()  # the kernel's working directory
 
     def control_request(self, msg_type: str, content: dict[str, Any]) -> dict[str, Any]:
         msg = self.kc.session.msg(msg_type, content)
@@ -417,6 +422,22 @@ class Frontend:
             if answer["parent_header"].get("msg_id") == msg_id:
                 return answer["content"]
 
+    def wait_for(self, kind: str, timeout: float = 30) -> dict[str, Any]:
+        """Read iopub (answering requests) until the kernel sends a `kind` message
+        (one not seen before this call); it is returned."""
+        seen = len(self.received)
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [m for m in self.received[seen:] if m.get("type") == kind]
+            if found:
+                return found[0]
+            left = deadline - time.monotonic()
+            assert left > 0, f"timed out waiting for a {kind} message"
+            try:
+                self._on_iopub(self.kc.get_iopub_msg(timeout=min(left, 1)))
+            except queue.Empty:
+                continue
+
     def _on_iopub(self, msg: dict[str, Any]) -> None:
         kind, content = msg["msg_type"], msg["content"]
         if kind == "comm_open" and content["target_name"] == protocol.EVENTS_TARGET:
@@ -442,7 +463,8 @@ class Frontend:
             result = {"path": "work/contract.ipynb", "cells": self.cells}
         elif op == "insert_cell":
             after = [c["id"] for c in self.cells].index(args["after_cell_id"]) + 1
-            cell_id = f"c{len(self.cells) + 1}"
+            self.inserted += 1
+            cell_id = f"c{len(CELLS) + self.inserted}"  # never reused, as in a notebook
             cell = {**CELLS[0], "id": cell_id, "source": args["source"], "outputs": []}
             self.cells.insert(after, cell)
             result = {"cell_id": cell_id, "index": after}
@@ -452,6 +474,8 @@ class Frontend:
             self.cells.remove(self._cell(args["cell_id"]))
         elif op == "set_outputs":
             self._cell(args["cell_id"])["outputs"] = args["outputs"]
+        elif op == "set_notebook_metadata":
+            self.metadata[args["key"]] = args["value"]
         self.send({"v": V, "type": "reply", "id": request["id"], "ok": True, "result": result})
 
     def _cell(self, cell_id: str) -> dict[str, Any]:
@@ -469,12 +493,14 @@ def kernel_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fronten
         env.pop("MPLBACKEND", None)  # the inline backend: figures become image outputs
         env.pop("JPY_SESSION_NAME", None)
         km = KernelManager(kernel_name="python3")
-        km.start_kernel(env=env, cwd=str(tmp_path_factory.mktemp("contract")))
+        cwd = tmp_path_factory.mktemp("contract")
+        km.start_kernel(env=env, cwd=str(cwd))
         kc = km.blocking_client()
         try:
             kc.start_channels()
             kc.wait_for_ready(timeout=60)
             fe = Frontend(kc)
+            fe.cwd = cwd
             # The handshake as the labextension does it when it attaches to a kernel,
             # before anyone loads nbagent.
             fe.listened = fe.listen(_listen_expression())
@@ -486,6 +512,15 @@ def kernel_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fronten
             _ok(fe.run("%%agent\nSay something short"))
             fake.enqueue("The panel's answer.")
             _ok(fe.run("import nbagent\npanel = nbagent.chat()\npanel.send('hi')\npanel.wait(30)"))
+            # Review and revert: the sidebar turn changed cells and a variable.
+            fe.send({"v": V, "type": "revert", "turn": 1})
+            fe.wait_for("revert_result")
+            fe.wait_for("changes")
+            # A page reload: a new client registers and is told the conversation.
+            fe.client_id = f"client-{uuid.uuid4().hex[:8]}"
+            fe.control_comm_id = uuid.uuid4().hex
+            fe.register("work/contract.ipynb")
+            fe.wait_for("history")
             yield fe
         finally:
             kc.stop_channels()
@@ -544,14 +579,40 @@ def test_everything_the_kernel_sends_matches_the_schema(kernel_session: Frontend
     for message in received:
         validate_message(message, "kernel")
     types = {m["type"] for m in received}
-    assert types == {"hello", "agent_event", "state", "request"}
+    every_type = {
+        _defs()[leaf]["properties"]["type"]["const"] for leaf in _leaf_messages("KernelMsg")
+    }
+    assert (
+        types
+        == every_type
+        == {
+            "hello",
+            "agent_event",
+            "state",
+            "request",
+            "history",
+            "changes",
+            "revert_result",
+        }
+    )
     events = [m for m in received if m["type"] == "agent_event"]
     seen = {m["event"]["type"] for m in events}
     every = {cls.__dataclass_fields__["type"].default for cls in EVENT_CLASSES}
     assert seen == every, f"not produced by the scripted turns: {every - seen}"
     assert {m["source"] for m in events} == {"sidebar", "cell", "panel"}
     ops = {m["op"] for m in received if m["type"] == "request"}
-    assert ops == {"read_notebook", "insert_cell", "edit_cell", "delete_cell", "set_outputs"}
+    assert (
+        ops
+        == set(_defs()["RequestOp"]["enum"])
+        == {
+            "read_notebook",
+            "insert_cell",
+            "edit_cell",
+            "delete_cell",
+            "set_outputs",
+            "set_notebook_metadata",
+        }
+    )
     hello = next(m for m in received if m["type"] == "hello")
     assert hello["subshells"] is True and hello["v"] == protocol.PROTOCOL_VERSION
     states = [m for m in received if m["type"] == "state"]
@@ -580,7 +641,8 @@ def test_the_frontend_speaks_first(kernel_session: Frontend) -> None:
     assert len(kernel_session.opened) == 1, kernel_session.opened
     sent_before, hello = kernel_session.opened[0]
     assert sent_before >= 1 and kernel_session.sent[0]["type"] == "register"
-    assert hello["type"] == "hello" and hello["client_id"] == kernel_session.client_id
+    first_client = kernel_session.sent[0]["client_id"]  # (a second one registers later)
+    assert hello["type"] == "hello" and hello["client_id"] == first_client
     assert kernel_session.received[0] == hello
 
 
@@ -603,7 +665,56 @@ def test_cell_outputs_match_the_turn_output_schema(kernel_session: Frontend) -> 
 
 def test_the_frontend_messages_of_the_run_match_the_schema(kernel_session: Frontend) -> None:
     """What the stand-in sent (validated as it sent them) covers the control messages
-    a turn needs: registration, replies to every op, every approval decision."""
+    a turn needs: registration, replies to every op, every approval decision, a revert."""
     sent = kernel_session.sent
-    assert {m["type"] for m in sent} == {"register", "reply", "approval"}
+    assert {m["type"] for m in sent} == {"register", "reply", "approval", "revert"}
     assert {m["decision"] for m in sent if m["type"] == "approval"} >= {"allow", "always"}
+
+
+def test_the_notebook_metadata_names_the_conversation_record(kernel_session: Frontend) -> None:
+    """After the first completed turn the kernel puts a pointer to its record (not the
+    conversation) into the notebook's metadata, once per conversation."""
+    requests = [m for m in kernel_session.received if m.get("op") == "set_notebook_metadata"]
+    assert len(requests) == 1, requests
+    pointer = kernel_session.metadata["nbagent"]
+    assert pointer == {"record": ".nbagent", "conversation": pointer["conversation"], "format": 1}
+    saved = kernel_session.cwd / ".nbagent"
+    assert any(pointer["conversation"] in p.name for p in saved.rglob("*.json")), list(
+        saved.rglob("*")
+    )
+
+
+def test_a_revert_restores_the_turns_cells_and_says_what(kernel_session: Frontend) -> None:
+    result = next(m for m in kernel_session.received if m["type"] == "revert_result")
+    assert result["client_id"] == kernel_session.sent[0]["client_id"]
+    assert (result["ok"], result["turn"]) == (True, 1), result
+    (report,) = result["reports"]
+    assert report["turn"] == 1 and report["label"] == "Tidy the notebook"
+    assert len(report["restored"]) >= 3, report  # the edit, the delete, the insert
+    # The stand-in's notebook is what it was before the sidebar turn.
+    assert [(c["id"], c["source"]) for c in kernel_session.cells] == [
+        ("c1", "x = 1"),
+        ("c4", "# Notes"),  # c2 came back as a new cell, where it was
+    ]
+    changes = [m for m in kernel_session.received if m["type"] == "changes"]
+    before = next(c for c in changes if c["turns"] and not c["turns"][0]["undone"])
+    assert before["turns"][0]["turn"] == 1 and before["turns"][0]["cells"] == 3
+    assert "x = 1" in before["turns"][0]["diff"]
+    after = changes[-1]["turns"][0]
+    assert after["turn"] == 1 and after["undone"] is True and after["diff"] == ""
+
+
+def test_a_new_client_is_told_the_conversation(kernel_session: Frontend) -> None:
+    history = next(m for m in kernel_session.received if m["type"] == "history" and m["entries"])
+    assert history["client_id"] == kernel_session.client_id  # the second client
+    assert history["origin"] == "session" and history["omitted"] == 0
+    prompts = [e["text"].strip() for e in history["entries"] if e["kind"] == "prompt"]
+    assert prompts[:3] == ["Tidy the notebook", "Say something short", "hi"], prompts
+    assert any("undid the changes of turn 1" in p for p in prompts), prompts
+    turns = [e for e in history["entries"] if e["kind"] == "turn"]
+    kinds = {b["kind"] for t in turns for b in t["blocks"]}
+    assert {"thinking", "text", "tool"} <= kinds, kinds
+    assert any(b.get("text") == "The cell's answer." for t in turns for b in t["blocks"])
+    # The first client's register (nothing said yet) got an empty history.
+    first = next(m for m in kernel_session.received if m["type"] == "history")
+    assert first["entries"] == [] and first["client_id"] == kernel_session.sent[0]["client_id"]

@@ -30,8 +30,10 @@ import { ControlChannel } from './control';
 import { applyOp, OpError } from './notebookOps';
 import {
   AgentEventMsg,
+  ChangesMsg,
   ControlMsg,
   EVENTS_TARGET,
+  HistoryMsg,
   LISTEN_EXPRESSION,
   parseKernelMsg,
   pathChangedMsg,
@@ -40,6 +42,8 @@ import {
   replyError,
   replyOk,
   RequestMsg,
+  RevertResultMsg,
+  revertMsg,
   StateMsg
 } from './protocol';
 
@@ -117,6 +121,18 @@ export class NotebookBridge implements IDisposable {
   get stateMessage(): ISignal<this, StateMsg> {
     return this._stateMessage;
   }
+  /** The conversation this client continues, sent after each register. */
+  get historyMessage(): ISignal<this, HistoryMsg> {
+    return this._historyMessage;
+  }
+  /** Each turn's changes (newest first), after every turn and revert. */
+  get changesMessage(): ISignal<this, ChangesMsg> {
+    return this._changesMessage;
+  }
+  /** The answer to this client's revert. */
+  get revertResult(): ISignal<this, RevertResultMsg> {
+    return this._revertResult;
+  }
   /** The subshell the control comm lives on, once connected (null: main shell). */
   get subshellId(): string | null {
     return this._control?.subshellId ?? null;
@@ -129,6 +145,14 @@ export class NotebookBridge implements IDisposable {
   /** Send approval / stop messages on the control comm; false if it is not open. */
   sendControl(msg: ControlMsg): boolean {
     return this._control?.send(msg) ?? false;
+  }
+
+  /**
+   * Ask the kernel to undo turn `turn` (and the turns after it). It runs when the
+   * kernel is free and answers with `revertResult`; false if not connected.
+   */
+  revert(turn: number): boolean {
+    return this._status === 'connected' && this.sendControl(revertMsg(turn));
   }
 
   /**
@@ -400,6 +424,19 @@ export class NotebookBridge implements IDisposable {
           void this._onRequest(msg);
         }
         break;
+      case 'history':
+        if (msg.client_id === this.clientId) {
+          this._historyMessage.emit(msg);
+        }
+        break;
+      case 'changes':
+        this._changesMessage.emit(msg);
+        break;
+      case 'revert_result':
+        if (msg.client_id === this.clientId) {
+          this._revertResult.emit(msg);
+        }
+        break;
     }
   }
 
@@ -514,4 +551,7 @@ export class NotebookBridge implements IDisposable {
   private _statusChanged = new Signal<this, BridgeStatus>(this);
   private _agentEvent = new Signal<this, AgentEventMsg>(this);
   private _stateMessage = new Signal<this, StateMsg>(this);
+  private _historyMessage = new Signal<this, HistoryMsg>(this);
+  private _changesMessage = new Signal<this, ChangesMsg>(this);
+  private _revertResult = new Signal<this, RevertResultMsg>(this);
 }

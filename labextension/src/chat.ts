@@ -1,19 +1,26 @@
 /**
  * The conversation view of one notebook: turns from the sidebar and from `%%agent`
- * cells, an input box, Send and Stop, approvals, and token/cost totals.
+ * cells, an input box, Send and Stop, approvals, and token/cost totals; the
+ * conversation the kernel continues, shown again after a page reload or a kernel
+ * restart; and each turn's changes with a Revert button.
  */
 
 import { Widget } from '@lumino/widgets';
 
 import type { BridgeStatus, NotebookBridge } from './bridge';
+import { ChangesView, revertReport } from './changes';
 import {
   AgentEvent,
   AgentEventMsg,
   ApprovalRequestEvent,
   approvalMsg,
+  ChangesMsg,
   Decision,
+  HistoryMsg,
+  RevertResultMsg,
   StateMsg,
   stopMsg,
+  TurnBlock,
   TurnSource
 } from './protocol';
 import {
@@ -25,7 +32,8 @@ import {
   noticeLine,
   textFromBlocks,
   ThinkingBlock,
-  ToolLine
+  ToolLine,
+  turnBlockNode
 } from './render';
 import { addUsage, formatUsage, inputTokens, UsageNumbers, zeroUsage } from './usage';
 
@@ -146,6 +154,15 @@ class TurnView {
   addError(text: string): void {
     this._errors.add(text.trim());
     this._add(errorLine(text));
+  }
+
+  /** Blocks of a turn from the kernel's history (a finished turn, shown again). */
+  restore(blocks: ReadonlyArray<TurnBlock>): void {
+    this.ended = true;
+    this.node.classList.add('jp-mod-restored');
+    for (const block of blocks) {
+      this._add(turnBlockNode(block, this._render).node);
+    }
   }
 
   end(stopReason: string, message = ''): void {
@@ -275,6 +292,9 @@ export class ChatView extends Widget {
     this._build();
     bridge.agentEvent.connect(this._onAgentEvent, this);
     bridge.stateMessage.connect(this._onState, this);
+    bridge.historyMessage.connect(this._onHistory, this);
+    bridge.changesMessage.connect(this._onChanges, this);
+    bridge.revertResult.connect(this._onRevertResult, this);
     bridge.statusChanged.connect(this._onStatus, this);
     bridge.context.pathChanged.connect(this._updateTitle, this);
     this._updateTitle();
@@ -292,6 +312,9 @@ export class ChatView extends Widget {
     window.clearTimeout(this._stopTimer);
     this.bridge.agentEvent.disconnect(this._onAgentEvent, this);
     this.bridge.stateMessage.disconnect(this._onState, this);
+    this.bridge.historyMessage.disconnect(this._onHistory, this);
+    this.bridge.changesMessage.disconnect(this._onChanges, this);
+    this.bridge.revertResult.disconnect(this._onRevertResult, this);
     this.bridge.statusChanged.disconnect(this._onStatus, this);
     this.bridge.context.pathChanged.disconnect(this._updateTitle, this);
     super.dispose();
@@ -366,7 +389,9 @@ export class ChatView extends Widget {
     header.appendChild(this._title);
     header.appendChild(this._status);
     this.node.appendChild(header);
+    this._log.appendChild(this._history);
     this.node.appendChild(this._log);
+    this.node.appendChild(this._changes.node);
     const footer = el('div', 'jp-nbagent-footer');
     footer.appendChild(this._usageNode);
     const composer = el('div', 'jp-nbagent-composer');
@@ -460,6 +485,76 @@ export class ChatView extends Widget {
     }
   }
 
+  /**
+   * The conversation the kernel continues, after each register. A fresh view (a page
+   * reload) shows it; a view whose turns are already shown keeps them, and only says
+   * so when the kernel holds none of them any more (restarted with restore off).
+   */
+  private _onHistory(_sender: NotebookBridge, msg: HistoryMsg): void {
+    const live = this._log.querySelector(':scope > .jp-nbagent-turn') !== null;
+    if (live || this._pending) {
+      if (msg.entries.length === 0) {
+        this._log.appendChild(
+          noticeLine('The kernel holds none of the turns above: your next message starts anew.')
+        );
+      }
+      return;
+    }
+    const nodes: HTMLElement[] = [];
+    if (msg.omitted) {
+      nodes.push(
+        el('div', 'jp-nbagent-history-omitted', `${msg.omitted} earlier messages not shown`)
+      );
+    }
+    let turn: TurnView | null = null;
+    for (const entry of msg.entries) {
+      if (entry.kind === 'prompt') {
+        turn = new TurnView('sidebar', null, this._render, () => false);
+        turn.setPrompt(entry.text);
+        turn.restore([]);
+        nodes.push(turn.node);
+      } else {
+        if (!turn) {
+          turn = new TurnView('sidebar', null, this._render, () => false);
+          nodes.push(turn.node);
+        }
+        turn.restore(entry.blocks);
+      }
+    }
+    if (msg.entries.length && msg.origin === 'saved') {
+      nodes.push(
+        noticeLine(
+          'The conversation saved with this notebook (.nbagent/): your next message continues it.'
+        )
+      );
+    }
+    this._history.replaceChildren(...nodes);
+    this._log.scrollTop = this._log.scrollHeight;
+  }
+
+  private _onChanges(_sender: NotebookBridge, msg: ChangesMsg): void {
+    this._changes.update(msg.turns);
+  }
+
+  private _onRevertResult(_sender: NotebookBridge, msg: RevertResultMsg): void {
+    this._changes.reverted(msg);
+    const stick = this._nearBottom();
+    this._log.appendChild(revertReport(msg));
+    if (stick) {
+      this._log.scrollTop = this._log.scrollHeight;
+    }
+  }
+
+  private _revert(turn: number): boolean {
+    if (this.bridge.revert(turn)) {
+      return true;
+    }
+    this._log.appendChild(
+      noticeLine('Not connected to the kernel: the revert was not sent.', 'warning')
+    );
+    return false;
+  }
+
   private _onStatus(_sender: NotebookBridge, status: BridgeStatus): void {
     this._status.textContent = statusText(this.bridge);
     this._status.dataset.status = status;
@@ -484,6 +579,7 @@ export class ChatView extends Widget {
     const usable = status === 'waiting' || status === 'connected';
     this._sendButton.disabled = !usable || this.busy;
     this._stopButton.disabled = !this.busy;
+    this._changes.setBusy(this.busy);
     this.node.classList.toggle('jp-mod-busy', this.busy);
   }
 
@@ -495,6 +591,9 @@ export class ChatView extends Widget {
   private _title = el('div', 'jp-nbagent-title');
   private _status = el('div', 'jp-nbagent-status');
   private _log = el('div', 'jp-nbagent-log');
+  /** The restored history: the first child of the log, replaced by each history. */
+  private _history = el('div', 'jp-nbagent-history');
+  private _changes = new ChangesView(turn => this._revert(turn));
   private _usageNode = el('div', 'jp-nbagent-usage');
   private _input = el('textarea', 'jp-nbagent-input');
   private _sendButton = el(

@@ -10,17 +10,7 @@ import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
 import type { TurnBlock } from './protocol';
-import {
-  el,
-  errorLine,
-  ImageData,
-  MarkdownBlock,
-  MarkdownRender,
-  markdownRenderer,
-  noticeLine,
-  ThinkingBlock,
-  ToolLine
-} from './render';
+import { el, ImageData, MarkdownRender, markdownRenderer, turnBlockNode } from './render';
 
 export const MIME_TYPE = 'application/vnd.nbagent.turn+json';
 
@@ -80,7 +70,9 @@ export class TurnRenderer extends Widget implements IRenderMime.IRenderer {
     const body = el('div', 'jp-nbagent-turn-body');
     const pending: Promise<void>[] = [];
     for (const block of turn.blocks) {
-      body.appendChild(this._block(block, pending));
+      const { node, rendered } = turnBlockNode(block, this._render);
+      body.appendChild(node);
+      pending.push(rendered);
     }
     if (turn.footer) {
       body.appendChild(el('div', 'jp-nbagent-turn-footer', turn.footer));
@@ -94,34 +86,6 @@ export class TurnRenderer extends Widget implements IRenderMime.IRenderer {
 
   protected onAfterAttach(): void {
     void this._options.latexTypesetter?.typeset(this.node);
-  }
-
-  private _block(block: TurnBlock, pending: Promise<void>[]): HTMLElement {
-    switch (block.kind) {
-      case 'thinking':
-        return new ThinkingBlock(block.text).node;
-      case 'tool': {
-        const tool = new ToolLine(block.name || 'tool');
-        if (!block.running) {
-          tool.setResult({
-            summary: block.summary ?? '',
-            isError: block.is_error === true,
-            images: block.images
-          });
-        }
-        return tool.node;
-      }
-      case 'notice':
-        return noticeLine(block.text ?? '');
-      case 'error':
-        return errorLine(block.text ?? '');
-      default: {
-        const md = new MarkdownBlock(this._render);
-        md.append(block.text ?? '');
-        pending.push(md.flush());
-        return md.node;
-      }
-    }
   }
 
   private _render: MarkdownRender;

@@ -10,6 +10,7 @@
 
 import type { ISharedCell, ISharedCodeCell, ISharedNotebook } from '@jupyter/ydoc';
 import type * as nbformat from '@jupyterlab/nbformat';
+import type { PartialJSONValue } from '@lumino/coreutils';
 
 import type {
   CellType,
@@ -158,6 +159,26 @@ function isOutput(value: unknown): value is nbformat.IOutput {
   );
 }
 
+/**
+ * Set one top-level key of the notebook's metadata (nbagent's own keys only: the
+ * kernel has no business with the kernelspec or anyone else's metadata).
+ */
+export function setNotebookMetadata(
+  nb: ISharedNotebook,
+  args: { [key: string]: unknown }
+): EmptyResult {
+  const key = str(args, 'key');
+  if (!key.startsWith('nbagent')) {
+    throw new OpError('bad_request', `metadata key ${key} is not nbagent's`);
+  }
+  if (!('value' in args) || args.value === undefined) {
+    throw new OpError('bad_request', '"value" is missing');
+  }
+  const value = args.value as PartialJSONValue;
+  nb.transact(() => nb.setMetadata(key, value));
+  return {};
+}
+
 export function setOutputs(nb: ISharedNotebook, args: { [key: string]: unknown }): EmptyResult {
   const { cell } = findCell(nb, str(args, 'cell_id'));
   if (!isCode(cell)) {
@@ -201,6 +222,8 @@ export async function applyOp(
       return deleteCell(nb, args);
     case 'set_outputs':
       return setOutputs(nb, args);
+    case 'set_notebook_metadata':
+      return setNotebookMetadata(nb, args);
     default:
       throw new OpError('unknown_op', `unknown op ${op}`);
   }

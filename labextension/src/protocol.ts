@@ -26,6 +26,7 @@ import type {
   ReplyError,
   ReplyOk,
   ReplyResult,
+  RevertMsg,
   StopMsg,
   Version
 } from './protocolTypes';
@@ -33,7 +34,7 @@ import type {
 export type * from './protocolTypes';
 
 /** Typed as the schema's constants: tsc fails here if the schema changes them. */
-export const PROTOCOL_VERSION: Version = 3;
+export const PROTOCOL_VERSION: Version = 4;
 export const EVENTS_TARGET: EventsTarget = 'nbagent.events';
 export const CONTROL_TARGET: ControlTarget = 'nbagent.control';
 
@@ -80,6 +81,11 @@ export function approvalMsg(callId: string, decision: Decision): ApprovalMsg {
 
 export function stopMsg(): StopMsg {
   return { v: PROTOCOL_VERSION, type: 'stop' };
+}
+
+/** Undo what turn `turn` changed (and the turns after it). */
+export function revertMsg(turn: number): RevertMsg {
+  return { v: PROTOCOL_VERSION, type: 'revert', turn };
 }
 
 /* -------------------------- kernel -> frontend -------------------------- */
@@ -133,6 +139,20 @@ export function parseKernelMsg(data: unknown): KernelData {
             kind: 'message',
             msg: { ...data, args: isObject(data.args) ? data.args : {} } as KernelMsg
           }
+        : { kind: 'ignored' };
+    case 'history':
+      return typeof data.client_id === 'string' && Array.isArray(data.entries)
+        ? { kind: 'message', msg: data as KernelMsg }
+        : { kind: 'ignored' };
+    case 'changes':
+      return Array.isArray(data.turns)
+        ? { kind: 'message', msg: data as KernelMsg }
+        : { kind: 'ignored' };
+    case 'revert_result':
+      return typeof data.client_id === 'string' &&
+        typeof data.turn === 'number' &&
+        Array.isArray(data.reports)
+        ? { kind: 'message', msg: data as KernelMsg }
         : { kind: 'ignored' };
     default:
       return { kind: 'ignored' };

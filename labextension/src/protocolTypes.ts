@@ -9,7 +9,7 @@
  * The protocol version: every comm message carries it as `v`. Bumped on every change to this
  * schema.
  */
-export type Version = 3;
+export type Version = 4;
 
 /**
  * Comm target of the events comm: opened by the kernel when the first frontend registers (never
@@ -24,10 +24,12 @@ export type EventsTarget = 'nbagent.events';
 export type ControlTarget = 'nbagent.control';
 
 /** A message the kernel sends on the events comm. */
-export type KernelMsg = HelloMsg | AgentEventMsg | StateMsg | RequestMsg;
+export type KernelMsg =
+  HelloMsg | AgentEventMsg | StateMsg | RequestMsg | HistoryMsg | ChangesMsg | RevertResultMsg;
 
 /** A message the frontend sends on the control comm. */
-export type ControlMsg = RegisterMsg | PathChangedMsg | ReplyMsg | ApprovalMsg | StopMsg;
+export type ControlMsg =
+  RegisterMsg | PathChangedMsg | ReplyMsg | ApprovalMsg | StopMsg | RevertMsg;
 
 /**
  * The kernel's answer to a register: the data of the events comm's comm_open when that register
@@ -103,10 +105,20 @@ export type CostUsd = number | null;
 
 /** A notebook operation for one client (client_id); it answers with a reply of the same id. */
 export type RequestMsg =
-  ReadNotebookRequest | InsertCellRequest | EditCellRequest | DeleteCellRequest | SetOutputsRequest;
+  | ReadNotebookRequest
+  | InsertCellRequest
+  | EditCellRequest
+  | DeleteCellRequest
+  | SetOutputsRequest
+  | SetNotebookMetadataRequest;
 
 export type RequestOp =
-  'read_notebook' | 'insert_cell' | 'edit_cell' | 'delete_cell' | 'set_outputs';
+  | 'read_notebook'
+  | 'insert_cell'
+  | 'edit_cell'
+  | 'delete_cell'
+  | 'set_outputs'
+  | 'set_notebook_metadata';
 
 /** Read every cell. Result: ReadNotebookResult. */
 export type ReadNotebookRequest = {
@@ -187,6 +199,29 @@ export type SetOutputsArgs = {
   execution_count?: number | null;
 };
 
+/**
+ * Set one key of the notebook's metadata in the open document (the user saves it). Result:
+ * EmptyResult.
+ */
+export type SetNotebookMetadataRequest = {
+  v: Version;
+  type: 'request';
+  id: string;
+  client_id: string;
+  op: 'set_notebook_metadata';
+  args: SetNotebookMetadataArgs;
+};
+
+export type SetNotebookMetadataArgs = {
+  /**
+   * A top-level metadata key of nbagent's own (`nbagent`, or starting with `nbagent`): the frontend
+   * refuses any other.
+   */
+  key: string;
+  /** Any JSON value: the key's new value. */
+  value: unknown;
+};
+
 /** SHA-256 hex of the cell source (UTF-8) the agent last read. */
 export type SourceHash = string;
 
@@ -196,6 +231,83 @@ export type CellType = 'code' | 'markdown' | 'raw';
 export type NbOutput = {
   output_type: 'stream' | 'display_data' | 'execute_result' | 'error';
   [key: string]: unknown;
+};
+
+/**
+ * Sent to a client right after the hello that answers its register: the conversation its next turn
+ * continues, as the user saw it (prompts and turn transcripts), so the sidebar shows it after a
+ * page reload or a kernel restart.
+ */
+export type HistoryMsg = {
+  v: Version;
+  type: 'history';
+  client_id: string;
+  /**
+   * session: the kernel's conversation in memory; saved: a conversation saved in .nbagent/ that the
+   * next turn continues (after a kernel restart).
+   */
+  origin: 'session' | 'saved';
+  entries: HistoryEntry[];
+  /** Earlier entries left out to keep the message small. */
+  omitted: TokenCount;
+};
+
+export type HistoryEntry = HistoryPrompt | HistoryTurn;
+
+/** What the user sent. */
+export type HistoryPrompt = {
+  kind: 'prompt';
+  text: string;
+};
+
+/** What the agent did in answer, as the blocks of a %%agent cell's output. */
+export type HistoryTurn = {
+  kind: 'turn';
+  blocks: TurnBlock[];
+};
+
+/**
+ * What each turn changed (cells, files, variables), newest first: sent when a turn ends (any
+ * surface), after a revert, and after the hello that answers a register.
+ */
+export type ChangesMsg = {
+  v: Version;
+  type: 'changes';
+  turns: TurnChanges[];
+};
+
+/** One turn's record (nbagent.undo.Recorder.turn_summaries). */
+export type TurnChanges = {
+  /** The turn's number in this kernel. */
+  turn: number;
+  /** The turn's prompt, shortened. */
+  label: string;
+  cells: TokenCount;
+  files: TokenCount;
+  variables: TokenCount;
+  undone: boolean;
+  /** The changes as a diff (empty once undone). */
+  diff: string;
+};
+
+/** The answer to a revert: one report per turn undone (newest first), or why nothing was. */
+export type RevertResultMsg = {
+  v: Version;
+  type: 'revert_result';
+  client_id: string;
+  turn: number;
+  ok: boolean;
+  /** For the user: what happened, in one line. */
+  message: string;
+  reports: UndoReport[];
+};
+
+export type UndoReport = {
+  turn: number;
+  label: string;
+  restored: string[];
+  /** What could not be put back, each with the reason. */
+  not_restored: string[];
 };
 
 /**
@@ -286,6 +398,16 @@ export type Decision = 'allow' | 'always' | 'deny';
 export type StopMsg = {
   v: Version;
   type: 'stop';
+};
+
+/**
+ * Undo what turn `turn` changed, and every later turn's changes (newest first). The kernel does it
+ * on its main thread once it is idle, and answers with a revert_result and a changes message.
+ */
+export type RevertMsg = {
+  v: Version;
+  type: 'revert';
+  turn: number;
 };
 
 /** A loop event as nbagent.events.event_to_dict serialises it: one definition per event class. */

@@ -7,7 +7,7 @@
 import { renderMarkdown } from '@jupyterlab/rendermime';
 import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 
-import type { ContentBlock, TextBlock, TurnImage } from './protocol';
+import type { ContentBlock, TextBlock, TurnBlock, TurnImage } from './protocol';
 
 /** Renders Markdown source into a host element (replacing its content). */
 export type MarkdownRender = (host: HTMLElement, source: string) => Promise<void>;
@@ -260,4 +260,39 @@ export function noticeLine(text: string, level: 'info' | 'warning' = 'info'): HT
 
 export function errorLine(text: string): HTMLElement {
   return el('div', 'jp-nbagent-error', text);
+}
+
+/**
+ * One block of a finished turn (a `%%agent` output, a turn of the sidebar's restored
+ * history) as a node; `rendered` settles when its Markdown is drawn.
+ */
+export function turnBlockNode(
+  block: TurnBlock,
+  render: MarkdownRender
+): { node: HTMLElement; rendered: Promise<void> } {
+  const done = Promise.resolve();
+  switch (block.kind) {
+    case 'thinking':
+      return { node: new ThinkingBlock(block.text).node, rendered: done };
+    case 'tool': {
+      const tool = new ToolLine(block.name || 'tool');
+      if (!block.running) {
+        tool.setResult({
+          summary: block.summary ?? '',
+          isError: block.is_error === true,
+          images: block.images
+        });
+      }
+      return { node: tool.node, rendered: done };
+    }
+    case 'notice':
+      return { node: noticeLine(block.text ?? ''), rendered: done };
+    case 'error':
+      return { node: errorLine(block.text ?? ''), rendered: done };
+    default: {
+      const md = new MarkdownBlock(render);
+      md.append(block.text ?? '');
+      return { node: md.node, rendered: md.flush() };
+    }
+  }
 }

@@ -20,9 +20,18 @@ def listen() -> int:
     The labextension evaluates this, silently, when it attaches to a kernel, then
     opens its control comm (docs/protocol.md, Handshake). It only registers the
     control comm's target: nothing is published, and no magic is defined. 0 outside a
-    Jupyter kernel.
+    Jupyter kernel. A client that registers is sent the conversation it continues
+    (after a kernel restart: the one saved in `.nbagent/`), see `sidebar.attach`.
     """
-    return PROTOCOL_VERSION if get_bridge() is not None else 0
+    bridge = get_bridge()
+    if bridge is None:
+        return 0
+    from IPython import get_ipython
+
+    from .sidebar import attach
+
+    attach(get_ipython(), bridge)
+    return PROTOCOL_VERSION
 
 
 def announce() -> None:

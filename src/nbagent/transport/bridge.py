@@ -1,15 +1,16 @@
 """The kernel side of the nbagent kernel <-> frontend protocol (docs/protocol.md).
 
 Two comms: the frontend opens `nbagent.control` on its own subshell and only sends
-on it (register, path_changed, reply, approval, stop); the kernel opens
+on it (register, path_changed, reply, approval, stop, revert); the kernel opens
 `nbagent.events` when the first frontend registers, and only sends on it (hello,
-agent events, notebook requests, state). The frontend speaks first: until one
-registers, the kernel publishes nothing, so headless runs (nbclient, nbconvert,
-papermill) see no comm at all. On ipykernel 7 a busy kernel receives control
-messages on the subshell's thread; the handler here only parses and routes them (a
-reply wakes the waiting request, approvals and stops go on a queue the main thread
-reads, a register is answered with a hello). Tools and user code never run on
-that thread.
+history, agent events, notebook requests, state, changes, revert results). The
+frontend speaks first: until one registers, the kernel publishes nothing, so
+headless runs (nbclient, nbconvert, papermill) see no comm at all. On ipykernel 7 a
+busy kernel receives control messages on the subshell's thread; the handler here
+only parses and routes them (a reply wakes the waiting request, approvals and stops
+go on a queue the main thread reads, a revert is queued for the main thread's event
+loop, a register is answered with a hello and the conversation it continues).
+Tools and user code never run on that thread.
 
     bridge = get_bridge()            # None outside a kernel (terminal IPython)
     bridge.send_event(turn_id, "cell", event)
@@ -81,6 +82,11 @@ class Bridge:
         self._events: Any = None
         self._order = itertools.count(1)
         self._sidebar_handler: Callable[[dict[str, Any]], Any] | None = None
+        # Installed by the surfaces (nbagent.jupyter.sidebar); the transport knows no session.
+        self._register_hook: Callable[[Client], None] | None = None
+        self._turn_end_hook: Callable[[], None] | None = None
+        self._revert_handler: Callable[[str, int], None] | None = None
+        self._reverts: queue.Queue[tuple[str, int]] = queue.Queue()
         self._started = False
         # Check every message against the protocol schema (logs only; off by default).
         self._check = protocol.debug_enabled()
@@ -217,6 +223,58 @@ class Bridge:
                 "turn_id": turn_id,
                 "source": source,
                 "event": event_to_dict(event),
+            }
+        )
+
+    def turn_ended(self) -> None:
+        """A turn (any surface) ended: tell the registered clients what it changed."""
+        hook = self._turn_end_hook
+        if hook is None or not self._clients:
+            return
+        try:
+            hook()
+        except Exception:  # a review list must never fail the turn that just ended
+            log.exception("nbagent: could not send the turn's changes")
+
+    def send_history(
+        self, client_id: str, origin: str, entries: list[dict[str, Any]], omitted: int = 0
+    ) -> None:
+        """The conversation a client's next turn continues (after its register)."""
+        self._send(
+            {
+                "v": PROTOCOL_VERSION,
+                "type": "history",
+                "client_id": client_id,
+                "origin": origin,
+                "entries": entries,
+                "omitted": omitted,
+            }
+        )
+
+    def send_changes(self, turns: list[dict[str, Any]]) -> None:
+        """Each turn's changes, newest first; a no-op while no frontend has registered."""
+        if not self._clients:
+            return
+        self._send({"v": PROTOCOL_VERSION, "type": "changes", "turns": turns})
+
+    def send_revert_result(
+        self,
+        client_id: str,
+        turn: int,
+        ok: bool,
+        message: str,
+        reports: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """The answer to a client's revert."""
+        self._send(
+            {
+                "v": PROTOCOL_VERSION,
+                "type": "revert_result",
+                "client_id": client_id,
+                "turn": turn,
+                "ok": ok,
+                "message": message,
+                "reports": reports or [],
             }
         )
 
@@ -384,20 +442,28 @@ class Bridge:
             if not isinstance(client_id, str) or not client_id:
                 log.warning("nbagent: register without a client_id ignored")
                 return
+            client = None
             if data.get("v") == PROTOCOL_VERSION:
+                client = Client(
+                    client_id=client_id,
+                    path=_str_or_none(data.get("path")),
+                    subshell_id=_str_or_none(data.get("subshell_id")),
+                    comm_id=comm_id,
+                    session=session,
+                    order=next(self._order),
+                )
                 with self._lock:
-                    self._clients[client_id] = Client(
-                        client_id=client_id,
-                        path=_str_or_none(data.get("path")),
-                        subshell_id=_str_or_none(data.get("subshell_id")),
-                        comm_id=comm_id,
-                        session=session,
-                        order=next(self._order),
-                    )
+                    self._clients[client_id] = client
             else:
                 # Another version: it would misread requests. Its hello says why.
                 log.debug("nbagent: register of protocol v%r not accepted", data.get("v"))
             self._say_hello(client_id)
+            hook = self._register_hook
+            if client is not None and hook is not None:
+                try:
+                    hook(client)  # the conversation it continues, and the turns' changes
+                except Exception:
+                    log.exception("nbagent: could not send a new client its history")
         elif kind == "path_changed":
             with self._lock:
                 targets = [
@@ -415,14 +481,67 @@ class Bridge:
             self._control.put(data)
         elif kind == "approval":
             self._control.put(data)
+        elif kind == "revert":
+            turn = data.get("turn")
+            with self._lock:
+                sender = next((c for c in self._clients.values() if c.comm_id == comm_id), None)
+            if sender is None or not isinstance(turn, int) or isinstance(turn, bool):
+                log.warning("nbagent: revert from an unregistered client or without a turn")
+                return
+            self._reverts.put((sender.client_id, turn))
+            self._to_main(self.run_reverts)
         else:
             log.debug("nbagent: unknown control message type %r", kind)
 
-    # -- sidebar --------------------------------------------------------------
+    def _to_main(self, callback: Callable[[], None]) -> None:
+        """Run `callback` on the main thread once it is free: the kernel's event loop
+        runs it between shell messages, so after a running cell or turn, never during
+        one. (Tornado's add_callback is the one call that is safe from another thread.)"""
+        loop = getattr(self.kernel, "io_loop", None)
+        if loop is None:
+            log.warning("nbagent: no kernel event loop to run a revert on")
+            return
+        loop.add_callback(callback)
+
+    def run_reverts(self) -> None:
+        """Run the queued reverts (main thread), answering each with a revert_result."""
+        while True:
+            try:
+                client_id, turn = self._reverts.get_nowait()
+            except queue.Empty:
+                return
+            handler = self._revert_handler
+            try:
+                if handler is None:
+                    self.send_revert_result(
+                        client_id, turn, False, "nbagent is not loaded: there is nothing to revert."
+                    )
+                else:
+                    handler(client_id, turn)
+            except Exception as exc:
+                log.exception("nbagent: revert of turn %s failed", turn)
+                with contextlib.suppress(Exception):
+                    self.send_revert_result(client_id, turn, False, f"The revert failed: {exc}")
+
+    # -- surfaces ---------------------------------------------------------------
 
     def set_sidebar_handler(self, handler: Callable[[dict[str, Any]], Any] | None) -> None:
         """Install the function that runs a sidebar prompt (see `sidebar_turn`)."""
         self._sidebar_handler = handler
+
+    def set_review_hooks(
+        self,
+        *,
+        on_register: Callable[[Client], None] | None,
+        on_turn_end: Callable[[], None] | None,
+        on_revert: Callable[[str, int], None] | None,
+    ) -> None:
+        """Install what a new client is sent after its hello (history, changes; runs on
+        the subshell thread), what is sent when a turn ends (changes), and the function
+        that reverts turn N for a client (runs on the main thread)."""
+        self._register_hook = on_register
+        self._turn_end_hook = on_turn_end
+        self._revert_handler = on_revert
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ..events import Event
+from ..events import Event, TurnEnd
 
 
 class Broadcaster:
@@ -22,6 +22,8 @@ class Broadcaster:
     def __call__(self, event: Event) -> None:
         if self.bridge is not None:
             self.bridge.send_event(self.turn_id, self.source, event)
+            if isinstance(event, TurnEnd):
+                self.bridge.turn_ended()  # what the turn changed, for the sidebar's review
 
 
 def broadcaster(shell: Any, source: str) -> Broadcaster:
