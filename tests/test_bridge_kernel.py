@@ -496,6 +496,111 @@ def test_interrupt_ends_a_waiting_request(frontend: FakeFrontend) -> None:
     assert "INTERRUPTED" in out and "pending 0" in out
 
 
+def test_a_revert_runs_on_the_main_thread_after_the_running_cell(frontend: FakeFrontend) -> None:
+    """Control messages arrive on the subshell's thread; a revert is queued for the main
+    thread, which runs it once the cell in progress has ended, and answers it."""
+    frontend.run(
+        "import threading\n"
+        "order = []\n"
+        "def on_revert(client_id, turn):\n"
+        "    main = threading.current_thread() is threading.main_thread()\n"
+        "    order.append(('revert', turn, main))\n"
+        "    bridge.send_revert_result(client_id, turn, True, 'reverted')\n"
+        "bridge.set_review_hooks(on_register=None, on_turn_end=None, on_revert=on_revert)"
+    )
+    msg_id = frontend.execute("time.sleep(1.0); order.append('cell ended')")
+    time.sleep(0.3)  # the cell is running
+    frontend.send_control({"type": "revert", "turn": 3})
+    reply, out = frontend.finish(msg_id)
+    assert reply["status"] == "ok", out
+    result = frontend.iopub(
+        lambda m: (
+            m["msg_type"] == "comm_msg" and m["content"]["data"].get("type") == "revert_result"
+        )
+    )["content"]["data"]
+    validate_message(result, "kernel")
+    assert (result["client_id"], result["turn"], result["ok"]) == (frontend.client_id, 3, True)
+    assert "['cell ended', ('revert', 3, True)]" in frontend.run("print(order)")
+    frontend.run("bridge.set_review_hooks(on_register=None, on_turn_end=None, on_revert=None)")
+
+
+# -- the conversation, after a kernel restart ------------------------------------------
+
+
+def _handshake(fe: FakeFrontend, path: str) -> None:
+    assert fe.listen()["status"] == "ok"
+    created = fe.control_request("create_subshell_request", {})
+    fe.subshell_id = created["subshell_id"]
+    fe.open_control(path)
+    fe.next_hello()
+
+
+def _history(fe: FakeFrontend) -> dict[str, Any]:
+    msg = fe.iopub(
+        lambda m: (
+            m["msg_type"] == "comm_msg"
+            and m["content"]["data"].get("type") == "history"
+            and m["content"]["data"].get("client_id") == fe.client_id
+        )
+    )
+    data: dict[str, Any] = msg["content"]["data"]
+    validate_message(data, "kernel")
+    return data
+
+
+def test_after_a_restart_a_new_client_is_shown_the_saved_conversation(tmp_path: Path) -> None:
+    """The history a register gets after a kernel restart is the conversation saved in
+    `.nbagent/` that the next turn continues; nbagent is not loaded for it."""
+    with FakeAnthropic() as fake:
+        fake.enqueue(reply(text("Forty-two, as computed."), usage={"input_tokens": 20}))
+        env = {**os.environ, **env_for(fake), "MPLBACKEND": "Agg"}
+        env.pop("JPY_SESSION_NAME", None)
+        km = KernelManager(kernel_name="python3")
+        km.start_kernel(env=env, cwd=str(tmp_path))
+        kc = km.blocking_client()
+        try:
+            kc.start_channels()
+            kc.wait_for_ready(timeout=STARTUP_TIMEOUT)
+            fe = FakeFrontend(kc)
+            _handshake(fe, "work/analysis.ipynb")
+            assert _history(fe) == {
+                "v": PROTOCOL_VERSION,
+                "type": "history",
+                "client_id": fe.client_id,
+                "origin": "saved",
+                "entries": [],
+                "omitted": 0,
+            }
+            fe.run("%load_ext nbagent")
+            msg_id = fe.execute("%%agent\nWhat is the answer?")
+            # After the turn: the record's pointer, for the notebook's metadata.
+            pointer = fe.next_request(timeout=60)
+            validate_message(pointer, "kernel")
+            assert (pointer["op"], pointer["args"]["key"]) == ("set_notebook_metadata", "nbagent")
+            fe.reply(pointer, ok=True, result={})
+            done, out = fe.finish(msg_id)
+            assert done["status"] == "ok", out
+            assert list((tmp_path / ".nbagent").iterdir()), "the conversation was not saved"
+
+            km.restart_kernel(now=True)
+            kc.wait_for_ready(timeout=STARTUP_TIMEOUT)
+            after = FakeFrontend(kc)  # the page reloaded too: a new client
+            _handshake(after, "work/analysis.ipynb")
+            history = _history(after)
+            assert history["origin"] == "saved" and history["omitted"] == 0
+            assert history["entries"] == [
+                {"kind": "prompt", "text": "What is the answer?"},
+                {"kind": "turn", "blocks": [{"kind": "text", "text": "Forty-two, as computed."}]},
+            ]
+            out = after.run(
+                "import sys; print('loaded', 'nbagent.jupyter.extension' in sys.modules)"
+            )
+            assert "loaded False" in out
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+
+
 # -- headless ----------------------------------------------------------------------
 
 

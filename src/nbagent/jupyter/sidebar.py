@@ -184,7 +184,8 @@ def history_entries(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]
     entries: list[dict[str, Any]] = []
     for entry in replay(messages):
         if isinstance(entry, Prompt):
-            entries.append({"kind": "prompt", "text": clip(redact(entry.text), MAX_TEXT)})
+            text = clip(redact(entry.text.strip()), MAX_TEXT)
+            entries.append({"kind": "prompt", "text": text})
             continue
         blocks = []
         for block in entry.blocks:
