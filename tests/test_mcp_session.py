@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import builtins
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -125,6 +127,17 @@ def test_ask_and_read_only_modes_apply_to_mcp_tools_by_their_category(fake_api, 
         assert (in_tmp / "notes.txt").read_text() == "kept\n"
     finally:
         agent.session.close()
+
+
+def test_without_servers_a_turn_loads_nothing_of_mcp(fake_api, in_tmp):
+    fake_api.enqueue("hi")
+    code = (
+        "import sys\n"
+        "from nbagent import Agent\n"
+        "assert Agent(permission_mode='auto').run('hi').text == 'hi'\n"
+        "assert not [m for m in sys.modules if m.startswith(('nbagent.mcp', 'mcp'))]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=in_tmp, env=dict(os.environ))
 
 
 # -- a notebook's .mcp.json ------------------------------------------------------------

@@ -682,6 +682,8 @@ class Session:
     ) -> None:
         """At a turn's start: start the servers that may start (the first turn waits up
         to mcp_startup_timeout), and give the turn their tools, sorted."""
+        if self.mcp is None and not settings.mcp_servers and not _has_project_mcp_file():
+            return  # no server configured: nothing of nbagent.mcp is even imported
         for notice in self._mcp_held:
             emit(notice)
         self._mcp_held = []
@@ -752,6 +754,10 @@ class Session:
         from .mcp import load_servers
 
         return list(load_servers(self.resolve().mcp_servers, Path.cwd()).servers)
+
+
+def _has_project_mcp_file() -> bool:
+    return (Path.cwd() / ".mcp.json").is_file()  # nbagent.mcp.config.PROJECT_FILE
 
 
 def _prompt_text(blocks: list[dict[str, Any]]) -> str:
