@@ -323,7 +323,7 @@ class Session:
             self._abandon_suspended_run()
             turn, notices = self._new_turn(overrides, approve, tool_choice, may_start, mcp=True)
             if self.recorder is not None:  # undo (issue 12): this turn's record opens
-                label = prompt if isinstance(prompt, str) else _prompt_text(prompt)
+                label = redact_obj(prompt if isinstance(prompt, str) else _prompt_text(prompt))
                 self.recorder.begin_turn(label, snapshot_mb=turn.settings.undo_snapshot_mb)
             blocks = [{"type": "text", "text": prompt}] if isinstance(prompt, str) else list(prompt)
             # A prompt can carry a secret ({var} interpolation, a pasted value).
