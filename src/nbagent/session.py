@@ -29,7 +29,7 @@ from .loop import AWAITING_APPROVAL, AWAITING_TOOL_RESULTS, Run, Turn, drive
 from .options import AGENT_OPTIONS, REBUILDS, option
 from .permissions import PermissionPolicy
 from .providers.base import ModelResponse, Provider
-from .redact import redact_obj, redact_output
+from .redact import redact, redact_obj, redact_output
 from .tools.base import Tool
 from .tools.runner import ToolRunner
 
@@ -329,7 +329,7 @@ class Session:
             # A prompt can carry a secret ({var} interpolation, a pasted value).
             append_user_content(self.history, redact_obj(blocks))
             run = self._run = Run(execute_tools=execute_tools)
-            yield TurnStart(prompt if isinstance(prompt, str) else "")
+            yield TurnStart(redact(prompt) if isinstance(prompt, str) else "")
             yield from notices
             yield from self._drive(turn, run)
 
