@@ -201,6 +201,10 @@ class Agent:
         """Ask the running turn to stop at the next event (thread-safe)."""
         self.session.stop()
 
+    def close(self) -> None:
+        """Stop the session's MCP servers and close its connections (also at exit)."""
+        self.session.close()
+
     def reset(self) -> None:
         """Forget the conversation (usage totals and 'always' answers too).
 

@@ -166,13 +166,11 @@ def _undo_cells(
             doc = document(cell)
             after = alias(cell.path, cell.after_cell_id)
             where = ""
-            if after is None:  # it was the first cell; the API cannot insert at the top
-                present = doc.read()
-                after = present[0].id if present else None
-                if after is not None:
-                    where = " (it was the first cell; it is now the second)"
             try:
-                new_id = doc.insert_cell(cell.original or "", cell.cell_type, after)
+                if after is None:  # it was the first cell: back at the top
+                    new_id = doc.insert_first_cell(cell.original or "", cell.cell_type)
+                else:
+                    new_id = doc.insert_cell(cell.original or "", cell.cell_type, after)
             except ToolError:  # its neighbour is gone: append it instead
                 new_id = doc.insert_cell(cell.original or "", cell.cell_type, None)
                 where = " (at the end: the cell it followed is gone)"
