@@ -1,8 +1,9 @@
 """`%load_ext nbagent` / `%unload_ext nbagent`.
 
 Loading registers the magics and the `NBAgent` configurable, and opens the
-frontend bridge when running in a kernel. It imports nothing heavy: the SDK,
-pydantic and the tools load on the first turn.
+frontend bridge when running in a kernel. It imports nothing heavy: in a kernel,
+the SDK, pydantic and the tools are warmed up afterwards, in small steps while the
+kernel is idle (`warmup`); elsewhere they load on the first turn.
 """
 
 from __future__ import annotations
@@ -39,12 +40,18 @@ def load(shell: Any) -> None:
 
             install(shell, bridge)
     _state[id(shell)] = {"settings": settings, "magics": magics, "bridge": bridge}
+    from . import warmup
+
+    warmup.start(shell)  # nothing runs before this cell has replied
 
 
 def unload(shell: Any) -> None:
     state = _state.pop(id(shell), None)
     if state is None:
         return
+    from . import warmup
+
+    warmup.stop(shell)
     registry = shell.magics_manager.magics
     registry["cell"].pop("agent", None)
     registry["line"].pop("agent", None)
