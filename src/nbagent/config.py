@@ -158,21 +158,6 @@ def resolve(
     )
 
 
-def load_settings(cwd: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
-    """Settings from the environment, `.env` and defaults only."""
-    return resolve(cwd=cwd, env=env)
-
-
-def parse_max_turns(text: str | int, source: str = "max_turns") -> int:
-    try:
-        value = int(text)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{source} must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise ConfigError(f"{source} must be at least 1, got {value}")
-    return value
-
-
 def missing_key_message(cwd: Path | None = None) -> str:
     where = (cwd or Path.cwd()) / ".env"
     return (
