@@ -202,6 +202,14 @@ class AgentMagics(Magics):
             print(f"%agent undo: {exc}")
             return
         print(report.text())
+        kernel = getattr(self.shell, "kernel", None)
+        if kernel is not None:  # the sidebar's list of changes follows
+            from ..transport.bridge import get_bridge
+            from .sidebar import send_changes
+
+            bridge = get_bridge(kernel)
+            if bridge is not None:
+                send_changes(self.shell, bridge)
 
     def _reset(self) -> None:
         try:
