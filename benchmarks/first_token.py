@@ -11,6 +11,10 @@ to the first output that shows the model's text (the kernel's own message times)
 - the next plain cell run at once after `%load_ext`, and during the warm-up,
   against the same cell in a kernel without the extension.
 
+On a shared machine the wall times swing with the load; the kernel's CPU time for
+the raw SDK cell and the Run All cell (read from /proc, Linux only) gives the ratio
+without that noise.
+
     python benchmarks/first_token.py [--repeat 3] [--pause 2]
 """
 
@@ -62,6 +66,8 @@ class Timing:
     """When the kernel sent one cell's iopub messages (epoch seconds)."""
 
     busy: float | None = None
+    cpu_busy: float | None = None  # the kernel's CPU seconds when busy / idle arrived
+    cpu_idle: float | None = None
     first_output: float | None = None
     first_text: float | None = None
     idle: float | None = None
@@ -84,6 +90,12 @@ class Timing:
     @property
     def run_time(self) -> float:
         return self.since_busy(self.idle)
+
+    @property
+    def cpu(self) -> float | None:
+        if self.cpu_busy is None or self.cpu_idle is None:
+            return None
+        return self.cpu_idle - self.cpu_busy
 
 
 class Kernel:
@@ -112,8 +124,24 @@ class Kernel:
             now = msg["header"]["date"].timestamp()  # when the kernel sent it
             timing = timings.get(msg["parent_header"].get("msg_id"))
             if timing is not None:
+                if msg["msg_type"] == "status":
+                    state = msg["content"]["execution_state"]
+                    if state == "busy" and timing.cpu_busy is None:
+                        timing.cpu_busy = self.cpu()
+                    elif state == "idle":
+                        timing.cpu_idle = self.cpu()
                 record(timing, msg, now)
         return [t for _, t in sent]
+
+    def cpu(self) -> float | None:
+        """The kernel process's CPU seconds so far (None where /proc is missing)."""
+        try:
+            pid = self.km.provisioner.pid  # type: ignore[union-attr]
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (AttributeError, OSError, ValueError, IndexError):
+            return None
 
     def stop(self) -> None:
         self.client.stop_channels()
@@ -194,10 +222,11 @@ def main() -> None:
         fresh(env, cwd, (LOAD, AGENT))  # bytecode and file caches warm
         env["RAW_BETA"] = json.dumps(beta_options(server.requests[-1]))
         fresh(env, cwd, (RAW_SDK,))
-        raw, paused, at_once, loads, warmups = [], [], [], [], []
+        raw, paused, at_once, loads, warmups, raw_cells = [], [], [], [], [], []
         plain_alone, plain_after, plain_during = [], [], []
         for _ in range(args.repeat):
-            raw.append(fresh(env, cwd, (RAW_SDK,))[0].text_after)
+            raw_cells.append(fresh(env, cwd, (RAW_SDK,))[0])
+            raw.append(raw_cells[-1].text_after)
             load, agent, report = fresh(env, cwd, (LOAD,), args.pause, (AGENT,), (WARMUP_REPORT,))
             loads.append(load.run_time)
             paused.append(agent.text_after)
@@ -228,6 +257,14 @@ def main() -> None:
     print(f"plain cell after a no-op cell (no extension):     {ms(med(plain_alone))}")
     print(f"plain cell run at once after %load_ext:           {ms(med(plain_after))}")
     print(f"plain cell run 0.3 s after %load_ext (warming):   {ms(med(plain_during))}")
+    raw_cpu = [t.cpu for t in raw_cells if t.cpu is not None]
+    once_cpu = [t.cpu for t in at_once if t.cpu is not None]
+    if raw_cpu and once_cpu:
+        r, o = med(raw_cpu), med(once_cpu)
+        print(
+            f"kernel CPU for the whole cell: raw SDK {ms(r)}, Run All %%agent {ms(o)} "
+            f"= {o / r:.2f} x"
+        )
     for line in warmups:
         print(f"warm-up in the paused kernel: {line}")
 

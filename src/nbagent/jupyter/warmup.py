@@ -41,7 +41,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("nbagent.warmup")
@@ -60,7 +59,6 @@ TURN_MODULES = (
     "nbagent.providers.anthropic_api",
     "nbagent.context.client_compaction",
     "nbagent.context.server_compaction",
-    "nbagent.mcp",
     "nbagent.tools.builtin",
     "nbagent.jupyter.live",
     "nbagent.jupyter.session",
@@ -110,16 +108,26 @@ def report(shell: Any) -> str:
 # -- what is warmed -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class Unit:
     """One piece of the plan: import a module (paused between modules), or run
-    `work(pause)`, which calls `pause()` between atomic pieces."""
+    `work(pause)`, which calls `pause()` between atomic pieces. (Plain classes, not
+    dataclasses: this module is imported by `%load_ext`, which must stay fast.)"""
 
-    name: str
-    module: str | None = None
-    work: Callable[[Callable[[], None]], None] | None = None
-    optional: bool = False  # a module that may not be installed
-    modules: Callable[[], list[str]] | None = None  # more modules, listed when this runs
+    __slots__ = ("modules", "module", "name", "optional", "work")
+
+    def __init__(
+        self,
+        name: str,
+        module: str | None = None,
+        work: Callable[[Callable[[], None]], None] | None = None,
+        optional: bool = False,
+        modules: Callable[[], list[str]] | None = None,
+    ) -> None:
+        self.name = name
+        self.module = module
+        self.work = work
+        self.optional = optional  # a module that may not be installed
+        self.modules = modules  # more modules to import, listed when this runs
 
 
 def turn_plan(shell: Any) -> list[Unit]:
@@ -326,18 +334,18 @@ def _agent_and_tools(shell: Any, pause: Callable[[], None]) -> None:
 # -- running it on the kernel's loop ----------------------------------------------
 
 
-@dataclass
 class Stats:
-    loaded_at: float = field(default_factory=time.monotonic)
-    finished_at: float | None = None
-    steps: int = 0
-    work_seconds: float = 0.0
-    longest_step: float = 0.0
-    longest_in: str = ""  # the part the longest step was in
-    waits: int = 0  # times a step was put off because a cell ran or waited
-    dropped: int = 0  # half-done imports dropped because another thread imported the same
-    finished_for_cells: int = 0  # half-done imports a cell needed, finished in that cell
-    failed: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.loaded_at = time.monotonic()
+        self.finished_at: float | None = None
+        self.steps = 0
+        self.work_seconds = 0.0
+        self.longest_step = 0.0
+        self.longest_in = ""  # the part the longest step was in
+        self.waits = 0  # times a step was put off because a cell ran or waited
+        self.dropped = 0  # half-done imports dropped: another thread imported the same
+        self.finished_for_cells = 0  # half-done imports a cell needed, finished in it
+        self.failed: list[str] = []
 
 
 class _Abandon(BaseException):
