@@ -70,6 +70,9 @@ def test_the_cell_shows_a_status_while_the_first_request_is_pending(kernel, fake
             break
     assert first_display is not None and "nbagent: starting" in first_display
     assert status_shown_before_reply == [True]
+    # A turn that uses no notebook tool loads no notebook-format library.
+    check = "import sys\nprint('nbformat' in sys.modules, 'jsonschema' in sys.modules)"
+    assert printed(kernel, check) == "False False"
 
 
 def test_a_user_import_during_the_warm_up_gets_the_whole_sdk(kernel, fake_api):

@@ -221,14 +221,17 @@ def _stream_parsing(pause: Callable[[], None]) -> None:
     transport, nothing leaves the process): the first real stream finds its type
     adapters and request building ready."""
     import anthropic
-    import httpx2
 
+    try:  # the SDK's HTTP library (httpx before SDK 2)
+        http_lib: Any = importlib.import_module("httpx2")
+    except ImportError:
+        http_lib = importlib.import_module("httpx")
     body = _canned_stream()
 
     def respond(request: Any) -> Any:
-        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+        return http_lib.Response(200, headers={"content-type": "text/event-stream"}, content=body)
 
-    http = httpx2.Client(transport=httpx2.MockTransport(respond))
+    http = http_lib.Client(transport=http_lib.MockTransport(respond))
     client = anthropic.Anthropic(
         api_key="nbagent-warm-up",
         base_url="http://warm-up.invalid",
@@ -385,7 +388,6 @@ class Warmup:
         events = self.shell.events
         events.register("pre_execute", self._cell_starts)
         events.register("post_execute", self._cell_ends)
-        sys.meta_path.insert(0, self._finder)
         self._schedule(IDLE_SECONDS)
 
     def stop(self) -> None:
@@ -470,6 +472,10 @@ class Warmup:
                 return True
         if self._hidden and not self._unhide():
             self._drop_half_import()
+        if sys.meta_path[0] is not self._finder:  # a finder added since goes after it
+            if self._finder in sys.meta_path:
+                sys.meta_path.remove(self._finder)
+            sys.meta_path.insert(0, self._finder)
         started = time.perf_counter()
         self._deadline = started + STEP_SECONDS
         before = set(sys.modules)
@@ -552,6 +558,15 @@ class Warmup:
             return None
         self._finishing = True
         self._deadline = math.inf
+        import _imp
+
+        # importlib calls finders with its global lock held: let other threads import
+        # meanwhile, as they could during the import this one replaces.
+        try:
+            _imp.release_lock()
+            released = True
+        except RuntimeError:  # called from outside importlib, without its lock
+            released = False
         try:
             self._glet.switch()
         except BaseException:
@@ -559,6 +574,8 @@ class Warmup:
             self._drop_orphans(self._unit_modules)
             raise
         finally:
+            if released:
+                _imp.acquire_lock()
             self._finishing = False
         if self._glet.dead:
             self._glet = None
