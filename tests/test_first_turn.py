@@ -116,6 +116,35 @@ def test_an_import_in_another_thread_during_the_warm_up_gets_its_own_sdk(kernel)
     assert printed(kernel, WARMUP + "print(w.stats.dropped)") == "1"
 
 
+def test_a_thread_that_meets_a_half_done_import_is_not_left_waiting(kernel):
+    printed(kernel, LOAD_IN_SMALL_STEPS)
+    wait_until(kernel, "w.suspended_in_import")
+    # A thread imports the SDK in the middle of a warm-up step (the step runs here, in
+    # this cell, so that nothing else runs before the thread is joined): it meets the
+    # half-imported module and waits for its import lock.
+    cell = WARMUP + (
+        "import threading, time\n"
+        "go, found = threading.Event(), {}\n"
+        "def work():\n"
+        "    go.wait()\n"
+        "    import anthropic\n"
+        "    found['sdk'] = anthropic.types.Message.__name__\n"
+        "thread = threading.Thread(target=work)\n"
+        "thread.start()\n"
+        "step_pause = w.pause\n"
+        "def pause():\n"
+        "    if w._stack and not go.is_set():\n"
+        "        go.set()\n"
+        "        time.sleep(0.3)\n"
+        "    step_pause()\n"
+        "w.pause = pause\n"
+        "w._step()\n"
+        "thread.join(30)\n"
+        "print(found.get('sdk'))"
+    )
+    assert printed(kernel, cell) == "Message"
+
+
 def test_the_warm_up_waits_while_cells_run_or_wait_to_run(kernel):
     # Run All: the load cell, a cell that gives the event loop back for a while, and a
     # cell behind it. No idle wait at all here: only running and queued cells stop it.

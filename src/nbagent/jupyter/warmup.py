@@ -486,6 +486,12 @@ class Warmup:
             # Nothing the imports print may land in the output of the last cell.
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 self._glet.switch()
+                # A thread that met a half-imported module waits for its import lock:
+                # go on until that import is done, or a cell joining the thread would
+                # wait for a warm-up that waits for the cell.
+                while not self._glet.dead and self._stack and _threads_waiting(self._stack):
+                    self._deadline = time.perf_counter() + STEP_SECONDS
+                    self._glet.switch()
         except BaseException:
             self._glet = None
             self._drop_orphans(self._unit_modules | (set(sys.modules) - before))
@@ -790,6 +796,19 @@ def _cell_waiting(kernel: Any) -> bool:
         return bool(queue is not None and queue.qsize())
     except Exception:
         return False
+
+
+def _threads_waiting(names: list[str]) -> bool:
+    """Another thread waits for the import lock of one of `names`."""
+    locks = _module_locks()
+    if locks is None:
+        return False
+    for name in names:
+        ref = locks.get(name)
+        lock = ref() if ref is not None else None
+        if lock is not None and bool(getattr(lock, "waiters", None)):
+            return True
+    return False
 
 
 def _held_by_other(ref: Any, thread: int | None) -> bool:
