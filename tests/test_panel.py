@@ -434,7 +434,9 @@ def test_updates_are_throttled(shell, fake_api):
     view = p._view
     assert view is not None
     elapsed = time.monotonic() - view.transcript.started
-    assert view.updates <= elapsed / p.interval + 5
+    # ~500 deltas; one update per interval at most, plus the final and frozen parts
+    # (slack for a loaded machine, where the final update can land just after a timed one).
+    assert view.updates <= elapsed / p.interval + 10
     assert "a" * 1500 in p.history_html()
 
 
