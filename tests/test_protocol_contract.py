@@ -43,6 +43,7 @@ from nbagent.transport import bridge as transport_bridge
 from nbagent.transport import protocol
 from nbagent.transport.protocol import ProtocolError, load_schema, validate_message
 from tests.fake_anthropic import FakeAnthropic, env_for, error, reply, text, thinking, tool_use
+from tests.test_mcp import STARTUP, stdio_entry
 
 ROOT = Path(__file__).resolve().parent.parent
 LABEXT = ROOT / "labextension"
@@ -50,6 +51,7 @@ LIB = LABEXT / "lib"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 V = protocol.PROTOCOL_VERSION
 TURN_MIME = "application/vnd.nbagent.turn+json"
+MCP_SERVER = "notes"
 EVENT_CLASSES: tuple[type, ...] = typing.get_args(ev.Event)
 
 
@@ -75,7 +77,7 @@ def test_the_schema_is_valid_json_schema_2020_12() -> None:
 
 def test_one_version_and_one_pair_of_targets() -> None:
     defs = _defs()
-    assert defs["Version"]["const"] == protocol.PROTOCOL_VERSION == 4
+    assert defs["Version"]["const"] == protocol.PROTOCOL_VERSION == 5
     assert transport_bridge.PROTOCOL_VERSION == protocol.PROTOCOL_VERSION
     assert defs["EventsTarget"]["const"] == transport_bridge.EVENTS_TARGET
     assert defs["ControlTarget"]["const"] == transport_bridge.CONTROL_TARGET
@@ -516,15 +518,24 @@ def kernel_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fronten
             fe.send({"v": V, "type": "revert", "turn": 1})
             fe.wait_for("revert_result")
             fe.wait_for("changes")
+            # MCP: a stdio server configured, a turn starts it and ends with its status.
+            _ok(fe.run(_mcp_config(cwd / "notes.txt")))
+            fake.enqueue("MCP is up.")
+            _ok(fe.run("%%agent\nWhich tools do you have?", timeout=STARTUP + 60))
             # A page reload: a new client registers and is told the conversation.
             fe.client_id = f"client-{uuid.uuid4().hex[:8]}"
             fe.control_comm_id = uuid.uuid4().hex
             fe.register("work/contract.ipynb")
-            fe.wait_for("history")
+            fe.wait_for("mcp_status")  # the last thing a register is sent, after its history
             yield fe
         finally:
             kc.stop_channels()
             km.shutdown_kernel(now=True)
+
+
+def _mcp_config(notes: Path) -> str:
+    servers = {MCP_SERVER: stdio_entry(notes)}
+    return f"%config NBAgent.permission_mode = 'auto'\n%config NBAgent.mcp_servers = {servers!r}"
 
 
 def _listen_expression() -> str:
@@ -593,6 +604,7 @@ def test_everything_the_kernel_sends_matches_the_schema(kernel_session: Frontend
             "history",
             "changes",
             "revert_result",
+            "mcp_status",
         }
     )
     events = [m for m in received if m["type"] == "agent_event"]
@@ -702,6 +714,31 @@ def test_a_revert_restores_the_turns_cells_and_says_what(kernel_session: Fronten
     assert "x = 1" in before["turns"][0]["diff"]
     after = changes[-1]["turns"][0]
     assert after["turn"] == 1 and after["undone"] is True and after["diff"] == ""
+
+
+def test_the_mcp_servers_are_sent_after_a_turn_and_on_register(kernel_session: Frontend) -> None:
+    """A turn that started the configured server ends with its state and tools, as
+    `%agent mcp` lists them; a client that registers later is sent the same."""
+    received = kernel_session.received
+    statuses = [i for i, m in enumerate(received) if m["type"] == "mcp_status"]
+    hellos = [i for i, m in enumerate(received) if m["type"] == "hello"]
+    assert len(hellos) == 2 and statuses, statuses
+    after_turn = [i for i in statuses if i < hellos[1]]
+    on_register = [i for i in statuses if i > hellos[1]]
+    assert after_turn and on_register, (statuses, hellos)
+    for i in (after_turn[-1], on_register[0]):
+        (server,) = received[i]["servers"]
+        assert (server["name"], server["state"], server["source"]) == (
+            MCP_SERVER,
+            "running",
+            "setting",
+        ), server
+        tools = {t["name"]: t["category"] for t in server["tools"]}
+        assert tools["mcp__notes__echo"] == "read", tools
+        assert tools["mcp__notes__wipe_notes"] != "read", tools  # unannotated: destructive
+        assert "error" not in server
+    # Before any server was configured, no turn sent one.
+    assert statuses[0] > next(i for i, m in enumerate(received) if m["type"] == "revert_result")
 
 
 def test_a_new_client_is_told_the_conversation(kernel_session: Frontend) -> None:

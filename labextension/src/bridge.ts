@@ -31,6 +31,7 @@ import { applyOp, OpError } from './notebookOps';
 import {
   AgentEventMsg,
   ChangesMsg,
+  McpStatusMsg,
   ControlMsg,
   EVENTS_TARGET,
   HistoryMsg,
@@ -128,6 +129,10 @@ export class NotebookBridge implements IDisposable {
   /** Each turn's changes (newest first), after every turn and revert. */
   get changesMessage(): ISignal<this, ChangesMsg> {
     return this._changesMessage;
+  }
+  /** The MCP servers, their state and tools, after every turn and register. */
+  get mcpStatusMessage(): ISignal<this, McpStatusMsg> {
+    return this._mcpStatusMessage;
   }
   /** The answer to this client's revert. */
   get revertResult(): ISignal<this, RevertResultMsg> {
@@ -432,6 +437,9 @@ export class NotebookBridge implements IDisposable {
       case 'changes':
         this._changesMessage.emit(msg);
         break;
+      case 'mcp_status':
+        this._mcpStatusMessage.emit(msg);
+        break;
       case 'revert_result':
         if (msg.client_id === this.clientId) {
           this._revertResult.emit(msg);
@@ -553,5 +561,6 @@ export class NotebookBridge implements IDisposable {
   private _stateMessage = new Signal<this, StateMsg>(this);
   private _historyMessage = new Signal<this, HistoryMsg>(this);
   private _changesMessage = new Signal<this, ChangesMsg>(this);
+  private _mcpStatusMessage = new Signal<this, McpStatusMsg>(this);
   private _revertResult = new Signal<this, RevertResultMsg>(this);
 }

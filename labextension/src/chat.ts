@@ -2,19 +2,21 @@
  * The conversation view of one notebook: turns from the sidebar and from `%%agent`
  * cells, an input box, Send and Stop, approvals, and token/cost totals; the
  * conversation the kernel continues, shown again after a page reload or a kernel
- * restart; and each turn's changes with a Revert button.
+ * restart; each turn's changes with a Revert button; and the MCP servers and their tools.
  */
 
 import { Widget } from '@lumino/widgets';
 
 import type { BridgeStatus, NotebookBridge } from './bridge';
 import { ChangesView, revertReport } from './changes';
+import { McpView } from './mcp';
 import {
   AgentEvent,
   AgentEventMsg,
   ApprovalRequestEvent,
   approvalMsg,
   ChangesMsg,
+  McpStatusMsg,
   Decision,
   HistoryMsg,
   RevertResultMsg,
@@ -294,6 +296,7 @@ export class ChatView extends Widget {
     bridge.stateMessage.connect(this._onState, this);
     bridge.historyMessage.connect(this._onHistory, this);
     bridge.changesMessage.connect(this._onChanges, this);
+    bridge.mcpStatusMessage.connect(this._onMcpStatus, this);
     bridge.revertResult.connect(this._onRevertResult, this);
     bridge.statusChanged.connect(this._onStatus, this);
     bridge.context.pathChanged.connect(this._updateTitle, this);
@@ -314,6 +317,7 @@ export class ChatView extends Widget {
     this.bridge.stateMessage.disconnect(this._onState, this);
     this.bridge.historyMessage.disconnect(this._onHistory, this);
     this.bridge.changesMessage.disconnect(this._onChanges, this);
+    this.bridge.mcpStatusMessage.disconnect(this._onMcpStatus, this);
     this.bridge.revertResult.disconnect(this._onRevertResult, this);
     this.bridge.statusChanged.disconnect(this._onStatus, this);
     this.bridge.context.pathChanged.disconnect(this._updateTitle, this);
@@ -392,6 +396,7 @@ export class ChatView extends Widget {
     this._log.appendChild(this._history);
     this.node.appendChild(this._log);
     this.node.appendChild(this._changes.node);
+    this.node.appendChild(this._mcp.node);
     const footer = el('div', 'jp-nbagent-footer');
     footer.appendChild(this._usageNode);
     const composer = el('div', 'jp-nbagent-composer');
@@ -536,6 +541,10 @@ export class ChatView extends Widget {
     this._changes.update(msg.turns);
   }
 
+  private _onMcpStatus(_sender: NotebookBridge, msg: McpStatusMsg): void {
+    this._mcp.update(msg.servers);
+  }
+
   private _onRevertResult(_sender: NotebookBridge, msg: RevertResultMsg): void {
     this._changes.reverted(msg);
     const stick = this._nearBottom();
@@ -594,6 +603,7 @@ export class ChatView extends Widget {
   /** The restored history: the first child of the log, replaced by each history. */
   private _history = el('div', 'jp-nbagent-history');
   private _changes = new ChangesView(turn => this._revert(turn));
+  private _mcp = new McpView();
   private _usageNode = el('div', 'jp-nbagent-usage');
   private _input = el('textarea', 'jp-nbagent-input');
   private _sendButton = el(

@@ -34,7 +34,7 @@ import type {
 export type * from './protocolTypes';
 
 /** Typed as the schema's constants: tsc fails here if the schema changes them. */
-export const PROTOCOL_VERSION: Version = 4;
+export const PROTOCOL_VERSION: Version = 5;
 export const EVENTS_TARGET: EventsTarget = 'nbagent.events';
 export const CONTROL_TARGET: ControlTarget = 'nbagent.control';
 
@@ -146,6 +146,10 @@ export function parseKernelMsg(data: unknown): KernelData {
         : { kind: 'ignored' };
     case 'changes':
       return Array.isArray(data.turns)
+        ? { kind: 'message', msg: data as KernelMsg }
+        : { kind: 'ignored' };
+    case 'mcp_status':
+      return Array.isArray(data.servers)
         ? { kind: 'message', msg: data as KernelMsg }
         : { kind: 'ignored' };
     case 'revert_result':

@@ -9,7 +9,7 @@
  * The protocol version: every comm message carries it as `v`. Bumped on every change to this
  * schema.
  */
-export type Version = 4;
+export type Version = 5;
 
 /**
  * Comm target of the events comm: opened by the kernel when the first frontend registers (never
@@ -25,7 +25,14 @@ export type ControlTarget = 'nbagent.control';
 
 /** A message the kernel sends on the events comm. */
 export type KernelMsg =
-  HelloMsg | AgentEventMsg | StateMsg | RequestMsg | HistoryMsg | ChangesMsg | RevertResultMsg;
+  | HelloMsg
+  | AgentEventMsg
+  | StateMsg
+  | RequestMsg
+  | HistoryMsg
+  | ChangesMsg
+  | RevertResultMsg
+  | McpStatusMsg;
 
 /** A message the frontend sends on the control comm. */
 export type ControlMsg =
@@ -288,6 +295,40 @@ export type TurnChanges = {
   undone: boolean;
   /** The changes as a diff (empty once undone). */
   diff: string;
+};
+
+/**
+ * The MCP servers, their state and their tools, as `%agent mcp` lists them: sent when a turn ends
+ * (any surface) and after the hello that answers a register, only while servers are configured or
+ * were started. Never starts a server.
+ */
+export type McpStatusMsg = {
+  v: Version;
+  type: 'mcp_status';
+  servers: McpServerStatus[];
+};
+
+/** One configured MCP server (nbagent.mcp.manager.ServerStatus.to_dict). */
+export type McpServerStatus = {
+  name: string;
+  /** not started, starting, running, failed, crashed or stopped. */
+  state: string;
+  /** "setting" or the .mcp.json it came from. */
+  source: string;
+  /** stdio or http. */
+  transport?: string;
+  /** Why it is in that state, if anything is to say. */
+  detail?: string;
+  /** Why it failed or crashed (those states only). */
+  error?: string;
+  tools: McpToolStatus[];
+};
+
+export type McpToolStatus = {
+  /** The tool's name as the model sees it (mcp__<server>__<tool>). */
+  name: string;
+  /** Its permission category (read, edit, execute...). */
+  category: string;
 };
 
 /** The answer to a revert: one report per turn undone (newest first), or why nothing was. */

@@ -11,6 +11,8 @@
 - Review: when a turn ends, and after a revert, the clients get each turn's changes
   (`KernelSession.turn_summaries()`); a Revert button sends `revert` {turn}, which the
   bridge runs here on the main thread once it is free (`KernelSession.undo_through`).
+- MCP: when a turn ends and on register, the clients get the MCP servers, their state
+  and tools (`Session.mcp_status()`, what `%agent mcp` prints), if any are configured.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def attach(shell: Any, bridge: Bridge) -> None:
     Needs no loaded extension (the labextension's `listen()` calls it)."""
     bridge.set_review_hooks(
         on_register=lambda client: welcome(shell, bridge, client),
-        on_turn_end=lambda: send_changes(shell, bridge),
+        on_turn_end=lambda: send_turn_end(shell, bridge),
         on_revert=lambda client_id, turn: revert(shell, bridge, client_id, turn),
     )
 
@@ -125,6 +127,7 @@ def welcome(shell: Any, bridge: Bridge, client: Client) -> None:
     session = loaded_session(shell, create=False)
     if session is not None:
         bridge.send_changes(session.turn_summaries())
+        send_mcp_status(session, bridge)
 
 
 def conversation_shown(shell: Any, client: Client) -> tuple[list[dict[str, Any]], str]:
@@ -228,6 +231,55 @@ def send_changes(shell: Any, bridge: Bridge) -> None:
     session = loaded_session(shell)
     if session is not None:
         bridge.send_changes(session.turn_summaries())
+
+
+def send_turn_end(shell: Any, bridge: Bridge) -> None:
+    """When a turn ends: its changes, and the MCP servers' state (a server may have
+    started, failed or crashed during it)."""
+    session = loaded_session(shell)
+    if session is not None:
+        bridge.send_changes(session.turn_summaries())
+        send_mcp_status(session, bridge)
+
+
+# -- MCP servers ---------------------------------------------------------------------
+
+_ERROR_STATES = frozenset({"failed", "crashed"})
+
+
+def send_mcp_status(session: KernelSession, bridge: Bridge) -> None:
+    """The MCP servers as `%agent mcp` lists them, when any are configured or were
+    started. Cheap and safe off the main thread: it reads the configuration and the
+    manager's state, never builds the agent or starts a server."""
+    agent = getattr(session, "_agent", None)
+    if agent is None:
+        return  # no turn has run: no server started, and building the agent is not cheap
+    servers = mcp_servers_shown(agent.session.mcp_status())
+    if servers:
+        bridge.send_mcp_status(servers)
+
+
+def mcp_servers_shown(statuses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`Session.mcp_status()` as the protocol's McpServerStatus entries (redacted)."""
+    servers = []
+    for status in statuses:
+        server: dict[str, Any] = {
+            "name": str(status.get("name", "")),
+            "state": str(status.get("state", "")),
+            "source": str(status.get("source", "")),
+            "transport": str(status.get("transport", "")),
+            "tools": [
+                {"name": str(t.get("name", "")), "category": str(t.get("category", ""))}
+                for t in status.get("tools", [])
+            ],
+        }
+        detail = redact(str(status.get("detail") or ""))
+        if detail:
+            server["detail"] = detail
+            if server["state"] in _ERROR_STATES:
+                server["error"] = detail
+        servers.append(server)
+    return servers
 
 
 def revert(shell: Any, bridge: Bridge, client_id: str, turn: int) -> None:

@@ -3,7 +3,7 @@
 Two comms: the frontend opens `nbagent.control` on its own subshell and only sends
 on it (register, path_changed, reply, approval, stop, revert); the kernel opens
 `nbagent.events` when the first frontend registers, and only sends on it (hello,
-history, agent events, notebook requests, state, changes, revert results). The
+history, agent events, notebook requests, state, changes, MCP status, revert results). The
 frontend speaks first: until one registers, the kernel publishes nothing, so
 headless runs (nbclient, nbconvert, papermill) see no comm at all. On ipykernel 7 a
 busy kernel receives control messages on the subshell's thread; the handler here
@@ -256,6 +256,12 @@ class Bridge:
         if not self._clients:
             return
         self._send({"v": PROTOCOL_VERSION, "type": "changes", "turns": turns})
+
+    def send_mcp_status(self, servers: list[dict[str, Any]]) -> None:
+        """The MCP servers, their state and tools; a no-op while no frontend has registered."""
+        if not self._clients:
+            return
+        self._send({"v": PROTOCOL_VERSION, "type": "mcp_status", "servers": servers})
 
     def send_revert_result(
         self,

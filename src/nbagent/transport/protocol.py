@@ -9,7 +9,7 @@ Validation needs `jsonschema` and reads the schema file, so nothing here is
 loaded until asked: the bridge only checks messages when the environment
 variable NBAGENT_PROTOCOL_DEBUG is set, and then only logs what is wrong.
 
-    validate_message({"v": 4, "type": "stop"})            # passes
+    validate_message({"v": 5, "type": "stop"})            # passes
     validate_message(data, sender="kernel")               # ProtocolError if invalid
 """
 
@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-PROTOCOL_VERSION = 4  # == $defs.Version.const in the schema (a contract test checks it)
+PROTOCOL_VERSION = 5  # == $defs.Version.const in the schema (a contract test checks it)
 EVENTS_TARGET = "nbagent.events"
 CONTROL_TARGET = "nbagent.control"
 SCHEMA_FILE = "protocol.schema.json"
