@@ -14,6 +14,7 @@ from nbagent.events import (
     ErrorEvent,
     TextDelta,
     ThinkingDelta,
+    ToolCallEvent,
     ToolCallStart,
     ToolInputDelta,
     ToolResultEvent,
@@ -541,3 +542,40 @@ def test_a_stopped_stream_still_counts_its_usage(fake_api):
     assert usage and usage[0].input_tokens == 1000, "input tokens of the cut response are counted"
     assert agent.usage.input_tokens == 1000 and agent.usage.cost_usd > 0
     assert_valid_history(agent.messages)
+
+
+def test_an_interrupt_does_not_wait_for_a_blocked_read_only_tool(fake_api):
+    """Two read-only calls run together and one blocks (a read that hangs). Ctrl-C ends
+    the turn at once: the pool does not wait for the blocked thread to finish."""
+    import os
+    import signal
+
+    release, finished = threading.Event(), threading.Event()
+
+    @tool(read_only=True)
+    def slow_read(x: str) -> str:
+        """Blocks until released.
+
+        Args:
+            x: anything
+        """
+        release.wait(60)
+        finished.set()
+        return "late"
+
+    fake_api.enqueue(reply(tool_use("slow_read", {"x": "a"}), tool_use("add", {"a": 1, "b": 2})))
+    agent = make_agent(tools=[slow_read, add])
+    # A real SIGINT, as the kernel's stop button sends: it wakes the blocked wait.
+    ctrl_c = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    try:
+        events = []
+        for event in agent.stream("read"):
+            events.append(event)
+            if isinstance(event, ToolCallEvent) and not ctrl_c.is_alive():
+                ctrl_c.start()
+        assert isinstance(events[-1], TurnEnd) and events[-1].stop_reason == "interrupted"
+        assert not finished.is_set(), "the turn waited for the blocked tool"
+        assert_valid_history(agent.messages)
+    finally:
+        release.set()
+        ctrl_c.cancel()

@@ -98,11 +98,18 @@ class ToolRunner:
         self, calls: list[ToolCall]
     ) -> Iterator[tuple[ToolCall, ToolOutput, float]]:
         start = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(calls))) as pool:
+        pool = ThreadPoolExecutor(max_workers=min(self.max_workers, len(calls)))
+        finished = False
+        try:
             futures = [pool.submit(self.run_one, c) for c in calls]
             for call, future in zip(calls, futures, strict=True):
                 output = future.result()
                 yield call, output, time.perf_counter() - start
+            finished = True
+        finally:
+            # On an interrupt (or a consumer that stops), do not wait for a blocked read:
+            # the turn ends now; the thread finishes or times out on its own.
+            pool.shutdown(wait=finished, cancel_futures=not finished)
 
 
 # Lines that label a section of a tool's output rather than say anything: run_python's
