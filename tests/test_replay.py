@@ -133,7 +133,9 @@ def test_a_changed_tool_result_stops_the_replay_with_a_clear_error(fake_api, tmp
     agent, _ = replaying(recording)
     result = pump(agent.stream("measure x"), lambda event: None)
     assert isinstance(result.error, ReplayMismatchError)
-    assert result.stop_reason == "replay_mismatch" and "differs from its recording" in str(result.error)
+    assert result.stop_reason == "replay_mismatch" and "differs from its recording" in str(
+        result.error
+    )
 
 
 def test_a_mismatch_continues_live_when_asked(fake_api, tmp_path):

@@ -41,6 +41,7 @@ _BACKSTOP_SECONDS = 10.0
 # After SIGTERM, how long the wrapper gets to kill the tree before we kill its group.
 _STOP_SECONDS = 2.0
 
+
 @dataclass(frozen=True)
 class Omission:
     """Output dropped from the middle of a stream: at offset `at` of the kept text."""
