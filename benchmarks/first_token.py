@@ -12,8 +12,8 @@ to the first output that shows the model's text (the kernel's own message times)
   against the same cell in a kernel without the extension.
 
 On a shared machine the wall times swing with the load; the kernel's CPU time for
-the raw SDK cell and the Run All cell (read from /proc, Linux only) gives the ratio
-without that noise.
+the raw SDK cell and the Run All `%%agent` cell (taken in the kernel by IPython's
+pre/post_run_cell events) gives the ratio without that noise.
 
     python benchmarks/first_token.py [--repeat 3] [--pause 2]
 """
@@ -59,6 +59,14 @@ LOAD = "%load_ext nbagent"
 # A small plain cell: what a user runs next (its cost with and without the extension).
 PLAIN = "import json\ntotal = sum(i * i for i in range(20_000))\nprint(json.dumps(total))"
 WARMUP_REPORT = "from nbagent.jupyter import warmup; print(warmup.report(get_ipython()))"
+# The kernel's CPU seconds at the start and end of every cell after this one.
+CPU_SETUP = """\
+import time as _time
+_cpu = []
+get_ipython().events.register("pre_run_cell", lambda info: _cpu.append(_time.process_time()))
+get_ipython().events.register("post_run_cell", lambda result: _cpu.append(_time.process_time()))
+"""
+CPU_REPORT = "print(_cpu[-2] - _cpu[-3])"  # the cell before this one (its own start is last)
 
 
 @dataclass
@@ -66,8 +74,6 @@ class Timing:
     """When the kernel sent one cell's iopub messages (epoch seconds)."""
 
     busy: float | None = None
-    cpu_busy: float | None = None  # the kernel's CPU seconds when busy / idle arrived
-    cpu_idle: float | None = None
     first_output: float | None = None
     first_text: float | None = None
     idle: float | None = None
@@ -90,12 +96,6 @@ class Timing:
     @property
     def run_time(self) -> float:
         return self.since_busy(self.idle)
-
-    @property
-    def cpu(self) -> float | None:
-        if self.cpu_busy is None or self.cpu_idle is None:
-            return None
-        return self.cpu_idle - self.cpu_busy
 
 
 class Kernel:
@@ -124,24 +124,8 @@ class Kernel:
             now = msg["header"]["date"].timestamp()  # when the kernel sent it
             timing = timings.get(msg["parent_header"].get("msg_id"))
             if timing is not None:
-                if msg["msg_type"] == "status":
-                    state = msg["content"]["execution_state"]
-                    if state == "busy" and timing.cpu_busy is None:
-                        timing.cpu_busy = self.cpu()
-                    elif state == "idle":
-                        timing.cpu_idle = self.cpu()
                 record(timing, msg, now)
         return [t for _, t in sent]
-
-    def cpu(self) -> float | None:
-        """The kernel process's CPU seconds so far (None where /proc is missing)."""
-        try:
-            pid = self.km.provisioner.pid  # type: ignore[union-attr]
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (AttributeError, OSError, ValueError, IndexError):
-            return None
 
     def stop(self) -> None:
         self.client.stop_channels()
@@ -222,16 +206,21 @@ def main() -> None:
         fresh(env, cwd, (LOAD, AGENT))  # bytecode and file caches warm
         env["RAW_BETA"] = json.dumps(beta_options(server.requests[-1]))
         fresh(env, cwd, (RAW_SDK,))
-        raw, paused, at_once, loads, warmups, raw_cells = [], [], [], [], [], []
+        raw, paused, at_once, loads, warmups = [], [], [], [], []
+        raw_cpu: list[float] = []
+        once_cpu: list[float] = []
         plain_alone, plain_after, plain_during = [], [], []
         for _ in range(args.repeat):
-            raw_cells.append(fresh(env, cwd, (RAW_SDK,))[0])
-            raw.append(raw_cells[-1].text_after)
+            _, raw_cell, cpu = fresh(env, cwd, (CPU_SETUP, RAW_SDK, CPU_REPORT))
+            raw.append(raw_cell.text_after)
+            raw_cpu.append(float("".join(cpu.stdout)))
             load, agent, report = fresh(env, cwd, (LOAD,), args.pause, (AGENT,), (WARMUP_REPORT,))
             loads.append(load.run_time)
             paused.append(agent.text_after)
             warmups.append("".join(report.stdout).strip())
-            at_once.append(fresh(env, cwd, (LOAD, AGENT))[1])
+            _, _, agent, cpu = fresh(env, cwd, (CPU_SETUP, LOAD, AGENT, CPU_REPORT))
+            at_once.append(agent)
+            once_cpu.append(float("".join(cpu.stdout)))
             plain_alone.append(fresh(env, cwd, ("pass", PLAIN))[1].run_time)
             plain_after.append(fresh(env, cwd, (LOAD, PLAIN))[1].run_time)
             plain_during.append(fresh(env, cwd, (LOAD,), 0.3, (PLAIN,))[1].run_time)
@@ -257,14 +246,10 @@ def main() -> None:
     print(f"plain cell after a no-op cell (no extension):     {ms(med(plain_alone))}")
     print(f"plain cell run at once after %load_ext:           {ms(med(plain_after))}")
     print(f"plain cell run 0.3 s after %load_ext (warming):   {ms(med(plain_during))}")
-    raw_cpu = [t.cpu for t in raw_cells if t.cpu is not None]
-    once_cpu = [t.cpu for t in at_once if t.cpu is not None]
-    if raw_cpu and once_cpu:
-        r, o = med(raw_cpu), med(once_cpu)
-        print(
-            f"kernel CPU for the whole cell: raw SDK {ms(r)}, Run All %%agent {ms(o)} "
-            f"= {o / r:.2f} x"
-        )
+    r, o = med(raw_cpu), med(once_cpu)
+    print(
+        f"kernel CPU for the whole cell: raw SDK {ms(r)}, Run All %%agent {ms(o)} = {o / r:.2f} x"
+    )
     for line in warmups:
         print(f"warm-up in the paused kernel: {line}")
 

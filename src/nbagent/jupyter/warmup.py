@@ -48,9 +48,10 @@ log = logging.getLogger("nbagent.warmup")
 STEP_SECONDS = 0.008  # work per step before the event loop gets control back
 IDLE_SECONDS = 0.1  # how long the kernel must have been idle before a step
 
-# nbagent's modules a first %%agent turn imports, first: then the rest of the package
-# (but for SKIP), so that building the agent, in one piece, imports nothing.
-# tests/test_first_turn.py checks that a first turn after the warm-up imports nothing.
+# nbagent's modules a first %%agent turn imports, in steps before the agent is built
+# (in one piece, which imports whatever is missing here); the rest of the package (but
+# for SKIP) comes last. tests/test_first_turn.py checks that a first turn after the
+# warm-up imports nothing.
 TURN_MODULES = (
     "nbagent.agent",
     "nbagent.pump",
@@ -131,18 +132,21 @@ class Unit:
 
 
 def turn_plan(shell: Any) -> list[Unit]:
-    """What a first `%%agent` turn pays for, in the order it pays for it."""
+    """What a first `%%agent` turn pays for. Whatever is not done when the first cell
+    runs is paid there, so what every turn needs comes first, and the stream schemas
+    of the API a turn may not use (the beta client serves the newer models) last."""
     return [
         Unit("import anthropic", module="anthropic"),
         # The HTTP library's connection layer, imported when the first client is made.
         Unit("import httpcore2", module="httpcore2", optional=True),
         Unit("import httpcore", module="httpcore", optional=True),
-        Unit("HTTP client", work=_http_client),
-        Unit("stream event schemas", work=_stream_schemas),
-        Unit("stream parsing", work=_stream_parsing),
         *[Unit(f"import {name}", module=name) for name in TURN_MODULES],
+        Unit("agent, tool schemas, client", work=lambda pause: _agent_and_tools(shell, pause)),
+        Unit("beta stream schemas", work=lambda pause: _stream_schemas(pause, beta=True)),
+        Unit("beta stream parsing", work=lambda pause: _stream_parsing(pause, beta=True)),
+        Unit("stream schemas", work=lambda pause: _stream_schemas(pause, beta=False)),
+        Unit("stream parsing", work=lambda pause: _stream_parsing(pause, beta=False)),
         Unit("nbagent's other modules", modules=lambda: package_modules("nbagent", SKIP)),
-        Unit("agent and tool schemas", work=lambda pause: _agent_and_tools(shell, pause)),
     ]
 
 
@@ -167,32 +171,31 @@ def package_modules(package: str, skip: tuple[str, ...] = ()) -> list[str]:
     return names
 
 
-def _http_client(pause: Callable[[], None]) -> None:
-    import anthropic
-
-    # Nothing is sent: this only builds the client's transport (TLS context included).
-    anthropic.Anthropic(api_key="nbagent-warm-up", base_url="http://127.0.0.1:9").close()
-
-
-def _stream_schemas(pause: Callable[[], None]) -> None:
+def _stream_schemas(pause: Callable[[], None], *, beta: bool) -> None:
     """Build the SDK's deferred pydantic schemas of the stream events, leaves first,
     one model per piece (a built model's schema is reused by the ones using it)."""
-    for model in _stream_models():
+    for model in _stream_models(beta):
         if not model.__pydantic_complete__:
             model.model_rebuild(raise_errors=False, _parent_namespace_depth=0)
         pause()
 
 
-def _stream_models() -> list[Any]:
+def _stream_models(beta: bool) -> list[Any]:
     import typing
 
     import pydantic
 
     roots: list[Any] = []
     for module, names in (
-        ("anthropic.types", ("RawMessageStreamEvent", "Message")),
-        ("anthropic.lib.streaming", ("MessageStreamEvent", "BetaMessageStreamEvent")),
-        ("anthropic.types.beta", ("BetaRawMessageStreamEvent", "BetaMessage")),
+        (
+            ("anthropic.types.beta", ("BetaRawMessageStreamEvent", "BetaMessage")),
+            ("anthropic.lib.streaming", ("BetaMessageStreamEvent",)),
+        )
+        if beta
+        else (
+            ("anthropic.types", ("RawMessageStreamEvent", "Message")),
+            ("anthropic.lib.streaming", ("MessageStreamEvent",)),
+        )
     ):
         found = sys.modules.get(module)
         roots += [getattr(found, name) for name in names if hasattr(found, name)]
@@ -216,7 +219,7 @@ def _stream_models() -> list[Any]:
     return order
 
 
-def _stream_parsing(pause: Callable[[], None]) -> None:
+def _stream_parsing(pause: Callable[[], None], *, beta: bool) -> None:
     """Stream a canned response through the SDK's own client and accumulator (a mock
     transport, nothing leaves the process): the first real stream finds its type
     adapters and request building ready."""
@@ -244,16 +247,12 @@ def _stream_parsing(pause: Callable[[], None]) -> None:
         "messages": [{"role": "user", "content": "warm up"}],
         "tools": [{"name": "t", "description": "t", "input_schema": {"type": "object"}}],
     }
+    messages: Any = client.beta.messages if beta else client.messages
     try:
-        with client.messages.stream(**request) as stream:
+        with messages.stream(**request) as stream:
             for _ in stream:
                 pass
             stream.get_final_message()
-        pause()
-        with client.beta.messages.stream(**request) as beta:
-            for _ in beta:
-                pass
-            beta.get_final_message()
     finally:
         client.close()
 
