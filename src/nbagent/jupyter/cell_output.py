@@ -57,12 +57,11 @@ class CellOutput:
         self._display = display
         self.window = LiveWindow(transcript, window_chars)
         self._handle: Any = None
-        self._last_update = 0.0
         self._chars_seen = 0  # text and thinking characters so far
         self._chars_at_update = 0
         # Bundles a running tool displayed: shown after its line once its result is in.
         self._pending: list[dict[str, Any]] = []
-        self._show(self._starting_bundle())
+        self._show(self._starting_bundle())  # before anything else can keep the cell blank
         self._last_update = time.monotonic()
 
     # -- events -------------------------------------------------------------
