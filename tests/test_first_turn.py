@@ -47,6 +47,34 @@ def wait_until(kernel: LiveKernel, condition: str, timeout: float = 120) -> None
         time.sleep(0.2)
 
 
+class Shown:
+    """IPython's display(): the outputs as they stand, display-id updates applied."""
+
+    def __init__(self) -> None:
+        self.outputs: list[dict] = []
+
+    def __call__(self, bundle: dict, *, raw: bool, display_id: bool = False) -> object:
+        self.outputs.append(bundle)
+        index, outputs = len(self.outputs) - 1, self.outputs
+
+        class Handle:
+            def update(self, new: dict, *, raw: bool) -> None:
+                outputs[index] = new
+
+        return Handle()
+
+
+def test_a_cell_output_shows_its_status_when_created_and_an_abort_replaces_it():
+    from nbagent.jupyter.cell_output import CellOutput
+    from nbagent.render.transcript import Transcript
+
+    shown = Shown()
+    out = CellOutput(Transcript(), display=shown)
+    assert [o["text/plain"] for o in shown.outputs] == ["[nbagent: starting…]"]
+    out.abort("%%agent: no API key")
+    assert [o["text/plain"] for o in shown.outputs] == ["%%agent: no API key"]
+
+
 def test_the_cell_shows_a_status_while_the_first_request_is_pending(kernel, fake_api):
     assert kernel.execute("%load_ext nbagent").status == "ok"
     status_seen = threading.Event()
