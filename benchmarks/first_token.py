@@ -155,9 +155,17 @@ def record(timing: Timing, msg: dict[str, Any], now: float) -> None:
         timing.first_text = now
 
 
-def fresh(env: dict[str, str], cwd: str, *steps: tuple[str, ...] | float) -> list[Timing]:
-    """Run `steps` in a new kernel: a tuple of cells is sent at once, a number is a pause."""
-    kernel = Kernel(env, cwd)
+def fresh(env: dict[str, str], *steps: tuple[str, ...] | float) -> list[Timing]:
+    """Run `steps` in a new kernel: a tuple of cells is sent at once, a number is a pause.
+
+    Each kernel works in a new empty folder, as a new user's first notebook: no saved
+    conversation (`.nbagent/`) to continue, no `.env`.
+    """
+    with tempfile.TemporaryDirectory() as cwd:
+        return _run_steps(Kernel(env, cwd), steps)
+
+
+def _run_steps(kernel: Kernel, steps: tuple[tuple[str, ...] | float, ...]) -> list[Timing]:
     try:
         out: list[Timing] = []
         for step in steps:
@@ -194,7 +202,7 @@ def main() -> None:
     parser.add_argument("--model", default="claude-opus-4-8", help="for nbagent and the raw SDK")
     args = parser.parse_args()
 
-    with FakeAnthropic() as server, tempfile.TemporaryDirectory() as cwd:
+    with FakeAnthropic() as server:
         server.responder = lambda body: reply(text(ANSWER, chunk=8))
         env = dict(os.environ)
         env.update(ANTHROPIC_BASE_URL=server.url, ANTHROPIC_API_KEY="sk-ant-fake-benchmark")
@@ -203,27 +211,27 @@ def main() -> None:
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # a real install has its bytecode
         env["RAW_BETA"] = "{}"
 
-        fresh(env, cwd, (LOAD, AGENT))  # bytecode and file caches warm
+        fresh(env, (LOAD, AGENT))  # bytecode and file caches warm
         env["RAW_BETA"] = json.dumps(beta_options(server.requests[-1]))
-        fresh(env, cwd, (RAW_SDK,))
+        fresh(env, (RAW_SDK,))
         raw, paused, at_once, loads, warmups = [], [], [], [], []
         raw_cpu: list[float] = []
         once_cpu: list[float] = []
         plain_alone, plain_after, plain_during = [], [], []
         for _ in range(args.repeat):
-            _, raw_cell, cpu = fresh(env, cwd, (CPU_SETUP, RAW_SDK, CPU_REPORT))
+            _, raw_cell, cpu = fresh(env, (CPU_SETUP, RAW_SDK, CPU_REPORT))
             raw.append(raw_cell.text_after)
             raw_cpu.append(float("".join(cpu.stdout)))
-            load, agent, report = fresh(env, cwd, (LOAD,), args.pause, (AGENT,), (WARMUP_REPORT,))
+            load, agent, report = fresh(env, (LOAD,), args.pause, (AGENT,), (WARMUP_REPORT,))
             loads.append(load.run_time)
             paused.append(agent.text_after)
             warmups.append("".join(report.stdout).strip())
-            _, _, agent, cpu = fresh(env, cwd, (CPU_SETUP, LOAD, AGENT, CPU_REPORT))
+            _, _, agent, cpu = fresh(env, (CPU_SETUP, LOAD, AGENT, CPU_REPORT))
             at_once.append(agent)
             once_cpu.append(float("".join(cpu.stdout)))
-            plain_alone.append(fresh(env, cwd, ("pass", PLAIN))[1].run_time)
-            plain_after.append(fresh(env, cwd, (LOAD, PLAIN))[1].run_time)
-            plain_during.append(fresh(env, cwd, (LOAD,), 0.3, (PLAIN,))[1].run_time)
+            plain_alone.append(fresh(env, ("pass", PLAIN))[1].run_time)
+            plain_after.append(fresh(env, (LOAD, PLAIN))[1].run_time)
+            plain_during.append(fresh(env, (LOAD,), 0.3, (PLAIN,))[1].run_time)
 
     med = statistics.median
     raw_s = med(raw)
