@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 
 from ..errors import NBAgentError
-from ..events import Event, ToolCall
 from ..options import TURN_OPTIONS
-from ..session import check_options
 from .settings import NBAgent
 
 if TYPE_CHECKING:
+    from ..events import Event, ToolCall
     from ..pump import PumpResult
 
 
@@ -96,6 +95,8 @@ class AgentMagics(Magics):
         overrides = {o.name: getattr(args, o.name) for o in TURN_OPTIONS}
         overrides = {k: v for k, v in overrides.items() if v is not None}
         try:
+            from ..session import check_options
+
             check_options(overrides)
         except (NBAgentError, TypeError) as exc:
             self._fail(f"%%agent: {exc}")
@@ -111,10 +112,14 @@ class AgentMagics(Magics):
                 return
         self._run_turn(cell, overrides=overrides, quiet=args.quiet)
 
-    def _fail(self, message: str, policy: str | None = None) -> None:
-        """Say what went wrong; then, per `raise_on_error` (headless runs by default),
-        raise so nbconvert, papermill and CI fail instead of passing silently."""
-        print(message)
+    def _fail(self, message: str, policy: str | None = None, out: Any = None) -> None:
+        """Say what went wrong (in place of the cell's status line, when there is one);
+        then, per `raise_on_error` (headless runs by default), raise so nbconvert,
+        papermill and CI fail instead of passing silently."""
+        if out is not None:
+            out.abort(message)
+        else:
+            print(message)
         from .headless import should_raise
 
         assert self.shell is not None
@@ -253,6 +258,8 @@ class AgentMagics(Magics):
     def _model(self, name: str) -> None:
         if name:
             try:
+                from ..session import check_options
+
                 check_options({"model": name})
             except NBAgentError as exc:
                 print(f"%agent model: {exc}")
@@ -314,6 +321,9 @@ class AgentMagics(Magics):
         from .interpolate import interpolate
 
         assert self.shell is not None
+        # The status line shows before anything else happens (imports, settings, waits).
+        broadcast = broadcaster(self.shell, source="cell")
+        out = CellOutput(Transcript(), rich_mime=broadcast.rich_frontend)
         history = self.shell.history_manager
         try:
             session = self.session
@@ -325,13 +335,10 @@ class AgentMagics(Magics):
                 raw_inputs=history.input_hist_raw if history is not None else None,
             )
         except NBAgentError as exc:
-            self._fail(f"%%agent: {exc}")
+            self._fail(f"%%agent: {exc}", out=out)
             return
-        broadcast = broadcaster(self.shell, source="cell")
-        transcript = Transcript(show_thinking=settings.show_thinking and not quiet)
-        out = CellOutput(
-            transcript, interval=settings.update_interval, rich_mime=broadcast.rich_frontend
-        )
+        out.transcript.show_thinking = settings.show_thinking and not quiet
+        out.interval = settings.update_interval
         session.on_display = out.show_bundles
 
         def handle(event: Event) -> None:
