@@ -159,6 +159,8 @@ def test_ctrl_c_interrupts_the_turn_not_the_program(tmp_path: Path, server: Fake
     # Ctrl-C at the prompt: a hint, then a second one quits.
     child.sendintr()
     child.expect("Ctrl-C again")
+    child.expect(PROMPT)
+    time.sleep(0.3)  # a person's second press: readline is reading again by then
     child.sendintr()
     assert finish(child) == 0
 
