@@ -38,7 +38,7 @@ from nbagent.tools.shell import shell_tools
 from nbagent.tools.workspace import Workspace
 
 SECRETS = {
-    "ANTHROPIC_API_KEY": "sk-ant-api03-kernelsecret0001",
+    "ANTHROPIC_API_KEY": "test-anthropic-kernelsecret0001",
     "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI-kernelsecret0002",
     "MY_PASSWORD": "correct-horse-kernelsecret0003",
     "DATABASE_URL": "postgres://analyst:kernelsecret0004@db.example/sales",
