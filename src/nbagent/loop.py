@@ -40,6 +40,13 @@ from .history import (
     unanswered_tool_calls,
 )
 from .providers.base import take_partial
+from .providers.error_text import (
+    api_message,
+    connection_reason,
+    endpoint_of,
+    never_connected,
+    sentences,
+)
 from .redact import Redactor, StreamRedactor, current_redactor
 
 if TYPE_CHECKING:
@@ -458,93 +465,32 @@ def _describe_error(exc: BaseException, model: str | None = None) -> str:
 
     if not isinstance(exc, anthropic.APIError):
         return f"{type(exc).__name__}: {exc}"
-    url, model = _endpoint(exc, model)
+    url, model = endpoint_of(exc, model)
     at = f"{url or 'the API'}{f' (model {model})' if model else ''}"
     if isinstance(exc, anthropic.AuthenticationError):
         return f"The API key was rejected (401) by {at}: check ANTHROPIC_API_KEY."
     if isinstance(exc, anthropic.NotFoundError):
-        return _sentences(
-            f"Not found (404) at {at}: {_api_message(exc)}",
+        return sentences(
+            f"Not found (404) at {at}: {api_message(exc)}",
             "Check the model name and ANTHROPIC_BASE_URL",
         )
     if isinstance(exc, anthropic.RateLimitError):
-        return _sentences(
-            f"Rate limited (429) by {at} after retries: {_api_message(exc)}",
+        return sentences(
+            f"Rate limited (429) by {at} after retries: {api_message(exc)}",
             "Wait and try again",
         )
     if isinstance(exc, anthropic.APIStatusError):
         if exc.status_code == 529:
             return f"The API at {at} is overloaded (529) after retries: try again shortly."
-        return _sentences(f"API error {exc.status_code}: {_api_message(exc)}", f"Sent to {at}")
+        return sentences(f"API error {exc.status_code}: {api_message(exc)}", f"Sent to {at}")
     if isinstance(exc, anthropic.APITimeoutError):
         return f"The request to {at} timed out: try again, or raise the timeout."
     if isinstance(exc, anthropic.APIConnectionError):
-        reason = _connection_reason(exc)
-        if _never_connected(exc):
-            return _sentences(f"Could not connect to {at}: {reason}", "Check ANTHROPIC_BASE_URL")
-        return _sentences(
+        reason = connection_reason(exc)
+        if never_connected(exc):
+            return sentences(f"Could not connect to {at}: {reason}", "Check ANTHROPIC_BASE_URL")
+        return sentences(
             f"The connection to {at} failed: {reason}",
             "The conversation is intact; try again",
         )
-    return _sentences(f"{type(exc).__name__} from {at}: {_api_message(exc)}")
-
-
-def _api_message(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error")
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])
-    return str(getattr(exc, "message", "") or exc)
-
-
-def _sentences(*parts: str) -> str:
-    """Parts joined as sentences, each ending in exactly one full stop."""
-    return " ".join(p.strip().rstrip(".").strip() + "." for p in parts if p.strip())
-
-
-def _endpoint(exc: Any, model: str | None) -> tuple[str, str | None]:
-    """The URL the failed request went to (without credentials or query) and its model."""
-    request = getattr(exc, "request", None)
-    url = ""
-    raw = str(getattr(request, "url", "") or "")
-    if "://" in raw:
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(raw)
-        host = parts.netloc.rpartition("@")[2]  # never show user:password@
-        url = f"{parts.scheme}://{host}{parts.path or '/'}"
-    return url, _model_of(request) or model
-
-
-def _model_of(request: Any) -> str | None:
-    import json
-
-    try:
-        body = json.loads(request.content)
-    except Exception:  # no request, a streamed body, not JSON
-        return None
-    found = body.get("model") if isinstance(body, dict) else None
-    return found if isinstance(found, str) and found else None
-
-
-def _connection_reason(exc: BaseException) -> str:
-    """What the network layer said ("connection refused"), not the SDK's "Connection error."."""
-    import re
-
-    message = str(getattr(exc, "message", "") or "")
-    cause = exc.__cause__ or exc.__context__
-    if message and message != "Connection error.":
-        text = message  # nbagent's own words: a stream cut off, a malformed event
-    else:
-        text = str(cause).strip() if cause is not None else ""
-        if not text and cause is not None:
-            text = type(cause).__name__
-    text = re.sub(r"^\[Errno -?\d+\]\s*", "", text) or "the connection failed"
-    return text[0].lower() + text[1:]
-
-
-def _never_connected(exc: BaseException) -> bool:
-    """The request never reached a server (refused, unknown host, unreachable)."""
-    cause = exc.__cause__ or exc.__context__
-    return type(cause).__name__ == "ConnectError"  # httpx's, whichever httpx the SDK uses
+    return sentences(f"{type(exc).__name__} from {at}: {api_message(exc)}")

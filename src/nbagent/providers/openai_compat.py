@@ -26,6 +26,13 @@ from ..errors import ConfigError
 from ..events import Event, TextDelta, ThinkingDelta, ToolCallStart, ToolInputDelta
 from ..models import model_info
 from .base import ModelResponse
+from .error_text import (
+    api_message,
+    connection_reason,
+    endpoint_of,
+    never_connected,
+    sentences,
+)
 
 if TYPE_CHECKING:
     import openai
@@ -118,7 +125,7 @@ class OpenAICompatProvider:
             with self.client.chat.completions.create(**request) as chunks:
                 yield from state.consume(_sdk_chunks(chunks))
         except openai.APIConnectionError as exc:
-            if self.endpoint.local and _never_connected(exc):
+            if self.endpoint.local and never_connected(exc):
                 self._reachable = False
                 raise ConfigError(self._unreachable_message()) from exc
             self._partial = state.response(partial=True)
@@ -588,95 +595,41 @@ def describe_openai_error(exc: BaseException, model: str | None = None) -> str |
     import openai
 
     endpoint: Endpoint = getattr(exc, "nbagent_endpoint", None) or Endpoint()
-    url, model = _endpoint_of(exc, model)
+    url, model = endpoint_of(exc, model)
     at = f"{url or f'the {endpoint.label} API'}{f' (model {model})' if model else ''}"
     key_env = endpoint.key_env or "the api_key setting"
     url_env = endpoint.url_env or "the base_url setting"
     if isinstance(exc, openai.AuthenticationError):
         return f"The API key was rejected (401) by {at}: check {key_env}."
     if isinstance(exc, openai.PermissionDeniedError):
-        return _sentences(f"Permission denied (403) by {at}: {_api_message(exc)}")
+        return sentences(f"Permission denied (403) by {at}: {api_message(exc)}")
     if isinstance(exc, openai.NotFoundError):
-        return _sentences(
-            f"Not found (404) at {at}: {_api_message(exc)}",
+        return sentences(
+            f"Not found (404) at {at}: {api_message(exc)}",
             f"Check the model name and {url_env}",
         )
     if isinstance(exc, openai.RateLimitError):
         if getattr(exc, "code", None) == "insufficient_quota":
-            return _sentences(
-                f"The quota of this key is used up (429) at {at}: {_api_message(exc)}",
+            return sentences(
+                f"The quota of this key is used up (429) at {at}: {api_message(exc)}",
                 "Check the plan and billing of the account",
             )
-        return _sentences(
-            f"Rate limited (429) by {at} after retries: {_api_message(exc)}",
+        return sentences(
+            f"Rate limited (429) by {at} after retries: {api_message(exc)}",
             "Wait and try again",
         )
     if isinstance(exc, openai.APIStatusError):
         if exc.status_code in (502, 503):
             return f"The API at {at} is overloaded or unavailable ({exc.status_code}) after retries: try again shortly."
-        return _sentences(f"API error {exc.status_code}: {_api_message(exc)}", f"Sent to {at}")
+        return sentences(f"API error {exc.status_code}: {api_message(exc)}", f"Sent to {at}")
     if isinstance(exc, openai.APITimeoutError):
         return f"The request to {at} timed out: try again, or raise the timeout."
     if isinstance(exc, openai.APIConnectionError):
-        reason = _connection_reason(exc)
-        if _never_connected(exc):
-            return _sentences(f"Could not connect to {at}: {reason}", f"Check {url_env}")
-        return _sentences(
+        reason = connection_reason(exc)
+        if never_connected(exc):
+            return sentences(f"Could not connect to {at}: {reason}", f"Check {url_env}")
+        return sentences(
             f"The connection to {at} failed: {reason}",
             "The conversation is intact; try again",
         )
-    return _sentences(f"{type(exc).__name__} from {at}: {_api_message(exc)}")
-
-
-def _api_message(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error", body)  # the SDK unwraps {"error": {...}} for status errors
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])
-    return str(getattr(exc, "message", "") or exc)
-
-
-def _sentences(*parts: str) -> str:
-    """Parts joined as sentences, each ending in exactly one full stop."""
-    return " ".join(p.strip().rstrip(".").strip() + "." for p in parts if p.strip())
-
-
-def _endpoint_of(exc: Any, model: str | None) -> tuple[str, str | None]:
-    """The URL the failed request went to (without credentials or query) and its model."""
-    request = getattr(exc, "request", None)
-    url = ""
-    raw = str(getattr(request, "url", "") or "")
-    if "://" in raw:
-        parts = urlsplit(raw)
-        host = parts.netloc.rpartition("@")[2]  # never show user:password@
-        url = f"{parts.scheme}://{host}{parts.path or '/'}"
-    found = None
-    try:
-        body = json.loads(request.content)  # type: ignore[union-attr]
-        found = body.get("model") if isinstance(body, dict) else None
-    except Exception:  # no request, a streamed body, not JSON
-        pass
-    return url, found if isinstance(found, str) and found else model
-
-
-def _connection_reason(exc: BaseException) -> str:
-    """What the network layer said ("connection refused"), not the SDK's "Connection error."."""
-    import re
-
-    message = str(getattr(exc, "message", "") or "")
-    cause = exc.__cause__ or exc.__context__
-    if message and message not in ("Connection error.", "Request timed out."):
-        text = message  # nbagent's own words: a malformed chunk
-    else:
-        text = str(cause).strip() if cause is not None else ""
-        if not text and cause is not None:
-            text = type(cause).__name__
-    text = re.sub(r"^\[Errno -?\d+\]\s*", "", text) or "the connection failed"
-    return text[0].lower() + text[1:]
-
-
-def _never_connected(exc: BaseException) -> bool:
-    """The request never reached a server (refused, unknown host, unreachable)."""
-    cause = exc.__cause__ or exc.__context__
-    return type(cause).__name__ == "ConnectError"
+    return sentences(f"{type(exc).__name__} from {at}: {api_message(exc)}")
