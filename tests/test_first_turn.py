@@ -144,6 +144,38 @@ def test_an_import_in_another_thread_during_the_warm_up_gets_its_own_sdk(kernel)
     assert printed(kernel, WARMUP + "print(w.stats.dropped)") == "1"
 
 
+def test_a_first_turn_during_the_warm_up_finishes_what_a_turn_needs_first(kernel, fake_api):
+    printed(kernel, LOAD_IN_SMALL_STEPS)
+    wait_until(kernel, "w.suspended_in_import")
+    fake_api.enqueue("Hello mid-warm-up.")
+    assert "Hello mid-warm-up." in kernel.execute("%%agent\nsay hello").text()
+    # The cell did the turn's parts in one go; what is left is for later, not the turn.
+    left = WARMUP + "print(w.stats.for_turn_seconds > 0, [u.turn for u in w.units[w.next_unit:]])"
+    shown = printed(kernel, left)
+    assert shown.startswith("True [") and "True" not in shown[len("True ") :]
+    wait_until(kernel, "w.state == 'done'")
+
+
+def test_a_thread_does_not_wait_on_the_lock_of_a_module_the_warm_up_has_not_created(kernel):
+    # `from .pkg.mod import x` takes mod's import lock, then runs pkg: suspended there,
+    # the warm-up holds the lock of a module that is not in sys.modules yet. A thread
+    # importing the SDK meanwhile must not wait on it (the cell joining it would hang).
+    printed(kernel, LOAD_IN_SMALL_STEPS)
+    wait_until(kernel, "bool(set(w._hidden_locks) - set(w._hidden))")
+    thread_cell = (
+        "import threading, sys\n"
+        "found = {}\n"
+        "def work():\n"
+        "    import anthropic\n"
+        "    found['sdk'] = anthropic.types.beta.BetaMessage.__name__\n"
+        "t = threading.Thread(target=work)\n"
+        "t.start(); t.join(30)\n"
+        "print(t.is_alive(), found.get('sdk'))"
+    )
+    assert printed(kernel, thread_cell) == "False BetaMessage"
+    wait_until(kernel, "w.state == 'done'")
+
+
 def test_a_thread_that_meets_a_half_done_import_is_not_left_waiting(kernel):
     printed(kernel, LOAD_IN_SMALL_STEPS)
     wait_until(kernel, "w.suspended_in_import")

@@ -11,6 +11,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 
 from ..errors import NBAgentError
 from ..options import TURN_OPTIONS
+from . import warmup
 from .settings import NBAgent
 
 if TYPE_CHECKING:
@@ -324,6 +325,7 @@ class AgentMagics(Magics):
         # The status line shows before anything else happens (imports, settings, waits).
         broadcast = broadcaster(self.shell, source="cell")
         out = CellOutput(Transcript(), rich_mime=broadcast.rich_frontend)
+        warmup.finish_for_turn(self.shell)  # what the warm-up has not done yet, in one go
         history = self.shell.history_manager
         try:
             session = self.session

@@ -53,8 +53,10 @@ def attach(shell: Any, bridge: Bridge) -> None:
 
 
 def run_sidebar_turn(shell: Any, bridge: Any, data: dict[str, Any]) -> None:
+    from . import warmup
     from .session import get_session
 
+    warmup.finish_for_turn(shell)  # on the main thread: what the warm-up has not done yet
     session = get_session(shell)
     agent = session.agent
     prompt = str(data.get("prompt") or "").strip()

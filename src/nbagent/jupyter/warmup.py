@@ -45,8 +45,11 @@ from typing import Any
 
 log = logging.getLogger("nbagent.warmup")
 
-STEP_SECONDS = 0.008  # work per step before the event loop gets control back
-IDLE_SECONDS = 0.1  # how long the kernel must have been idle before a step
+STEP_SECONDS = 0.012  # work per step before the event loop gets control back
+IDLE_SECONDS = 0.1  # how long the kernel must have been idle before a step after a cell
+# The first step: soon after `%load_ext`'s cell has replied (no cell waits to run then,
+# or the warm-up sees it waiting); the idle wait would only delay the warm-up.
+FIRST_STEP_SECONDS = 0.01
 
 # nbagent's modules a first %%agent turn imports, in steps before the agent is built
 # (in one piece, which imports whatever is missing here); the rest of the package (but
@@ -97,6 +100,13 @@ def stop(shell: Any) -> None:
         warmup.stop()
 
 
+def finish_for_turn(shell: Any) -> None:
+    """A turn is about to start on the kernel's main thread: finish what it needs now."""
+    warmup = _warmups.get(id(shell))
+    if warmup is not None:
+        warmup.finish_for_turn()
+
+
 def current(shell: Any) -> Warmup | None:
     return _warmups.get(id(shell))
 
@@ -114,7 +124,7 @@ class Unit:
     `work(pause)`, which calls `pause()` between atomic pieces. (Plain classes, not
     dataclasses: this module is imported by `%load_ext`, which must stay fast.)"""
 
-    __slots__ = ("modules", "module", "name", "optional", "work")
+    __slots__ = ("modules", "module", "name", "optional", "turn", "work")
 
     def __init__(
         self,
@@ -123,8 +133,10 @@ class Unit:
         work: Callable[[Callable[[], None]], None] | None = None,
         optional: bool = False,
         modules: Callable[[], list[str]] | None = None,
+        turn: bool = True,
     ) -> None:
         self.name = name
+        self.turn = turn  # a first turn needs it: done in the turn if not done before
         self.module = module
         self.work = work
         self.optional = optional  # a module that may not be installed
@@ -146,7 +158,11 @@ def turn_plan(shell: Any) -> list[Unit]:
         Unit("beta stream parsing", work=lambda pause: _stream_parsing(pause, beta=True)),
         Unit("stream schemas", work=lambda pause: _stream_schemas(pause, beta=False)),
         Unit("stream parsing", work=lambda pause: _stream_parsing(pause, beta=False)),
-        Unit("nbagent's other modules", modules=lambda: package_modules("nbagent", SKIP)),
+        Unit(
+            "nbagent's other modules",
+            modules=lambda: package_modules("nbagent", SKIP),
+            turn=False,
+        ),
     ]
 
 
@@ -347,7 +363,10 @@ class Stats:
         self.waits = 0  # times a step was put off because a cell ran or waited
         self.dropped = 0  # half-done imports dropped: another thread imported the same
         self.finished_for_cells = 0  # half-done imports a cell needed, finished in it
+        self.for_turn_seconds = 0.0  # parts a first turn needed, done in it
         self.failed: list[str] = []
+        self.timeline: list[tuple[str, float, float]] = []  # part, wall and work when done
+        self.turn_ready: tuple[str, float, float] | None = None  # the last part a turn needs
 
 
 class _Abandon(BaseException):
@@ -367,12 +386,14 @@ class Warmup:
         self.stats = Stats()
         self._executing = False
         self._last_activity = time.monotonic()
+        self._cells_since_load = False  # a cell ran or waited after the loading one
         self._timer: Any = None
         self._glet: Any = None
         self._deadline = 0.0
         self._importing = False
         self._abandoning = False
         self._finishing = False  # finishing the current import for a cell that needs it
+        self._finish_until: int | None = None  # finishing the parts a first turn needs
         self._thread = threading.get_ident()
         self._stack: list[str] = []  # modules whose body is running in the greenlet
         self._unit_modules: set[str] = set()  # added to sys.modules by the current unit
@@ -387,7 +408,7 @@ class Warmup:
         events = self.shell.events
         events.register("pre_execute", self._cell_starts)
         events.register("post_execute", self._cell_ends)
-        self._schedule(IDLE_SECONDS)
+        self._schedule(FIRST_STEP_SECONDS)
 
     def stop(self) -> None:
         if self.state in ("done", "stopped"):
@@ -408,8 +429,12 @@ class Warmup:
             f"{s.steps} steps (longest {s.longest_step * 1000:.0f} ms, {s.longest_in}), "
             f"{len(done)}/{len(self.units)} parts; put off {s.waits} times for cells"
         )
+        if s.turn_ready is not None:
+            text += f"; ready for a turn after {s.turn_ready[1]:.2f} s"
         if s.finished_for_cells:
             text += f"; {s.finished_for_cells} imports finished for the cell that needed them"
+        if s.for_turn_seconds:
+            text += f"; {s.for_turn_seconds * 1000:.0f} ms of it finished in the first turn"
         if s.dropped:
             text += f"; {s.dropped} half-done imports dropped"
         if s.failed:
@@ -420,6 +445,7 @@ class Warmup:
 
     def _cell_starts(self) -> None:
         self._executing = True
+        self._cells_since_load = True
         self._last_activity = time.monotonic()
 
     def _cell_ends(self) -> None:
@@ -429,7 +455,10 @@ class Warmup:
     def _idle(self) -> bool:
         if self._executing or _cell_waiting(self.kernel):
             self._last_activity = time.monotonic()
+            self._cells_since_load = True
             return False
+        if not self._cells_since_load:  # only `%load_ext`'s own cell has run
+            return True
         return time.monotonic() - self._last_activity >= IDLE_SECONDS
 
     def _schedule(self, delay: float) -> None:
@@ -488,7 +517,11 @@ class Warmup:
                 # A thread that met a half-imported module waits for its import lock:
                 # go on until that import is done, or a cell joining the thread would
                 # wait for a warm-up that waits for the cell.
-                while not self._glet.dead and self._stack and _threads_waiting(self._stack):
+                while (
+                    not self._glet.dead
+                    and self._stack
+                    and _threads_waiting(_locks_held_by(self._thread))
+                ):
                     self._deadline = time.perf_counter() + STEP_SECONDS
                     self._glet.switch()
         except BaseException:
@@ -523,7 +556,7 @@ class Warmup:
                 elif unit.work is not None:
                     unit.work(self.pause)
                 elif unit.modules is not None:
-                    more = [Unit(f"import {m}", module=m) for m in unit.modules()]
+                    more = [Unit(f"import {m}", module=m, turn=False) for m in unit.modules()]
                     at = self.next_unit + 1
                     self.units[at:at] = [u for u in more if u.module not in sys.modules]
             except Exception as exc:
@@ -531,6 +564,12 @@ class Warmup:
                 self.stats.failed.append(f"{unit.name} ({type(exc).__name__}: {exc})")
                 self._drop_orphans(set(sys.modules) - unit_start)
             self.next_unit += 1
+            done = (unit.name, time.monotonic() - self.stats.loaded_at, self.stats.work_seconds)
+            self.stats.timeline.append(done)
+            if unit.turn and (
+                self.next_unit == len(self.units) or not self.units[self.next_unit].turn
+            ):
+                self.stats.turn_ready = done
             self.pause()
 
     def _import(self, name: str, optional: bool) -> None:
@@ -547,11 +586,49 @@ class Warmup:
 
     def pause(self) -> None:
         """Give the event loop back if this step's time is used up (in the greenlet).
-        When a cell needs the import under way, go on to the end of it instead."""
+        When a cell needs the import under way, go on to the end of it instead; when a
+        turn needs the parts before `_finish_until`, go on to the end of those."""
         if self._abandoning or (self._finishing and self._importing):
+            return
+        if self._finish_until is not None:
+            if self.next_unit >= self._finish_until:
+                self._glet.parent.switch()
             return
         if self._finishing or time.perf_counter() >= self._deadline:
             self._glet.parent.switch()
+
+    def finish_for_turn(self) -> None:
+        """A first turn starts while the warm-up is under way: do the parts a turn needs
+        now, in one go. Cheaper than leaving them to the turn: the warm-up builds the
+        stream schemas leaves first, which the SDK's lazy path does about twice as slowly."""
+        if self.state not in ("waiting", "warming") or threading.get_ident() != self._thread:
+            return
+        until = next((i for i, u in enumerate(self.units) if not u.turn), len(self.units))
+        if self.next_unit >= until:
+            return
+        if self._greenlet is None:
+            try:
+                self._greenlet = importlib.import_module("greenlet")
+            except ImportError:
+                return
+        if self._hidden and not self._unhide(importer=self._thread):
+            self._drop_half_import()
+        started = time.perf_counter()
+        self._finish_until = until
+        if self._glet is None:
+            self._glet = self._greenlet.greenlet(self._work)
+        try:
+            self._glet.switch()
+        except BaseException:
+            self._glet = None
+            self._drop_orphans(self._unit_modules)
+            raise
+        finally:
+            self._finish_until = None
+            self.stats.for_turn_seconds += time.perf_counter() - started
+        if self._glet.dead:
+            self._glet = None
+            self._end("done")
 
     def finish_import_for(self, name: str) -> Any:
         """User code on the main thread imports `name`, which the warm-up is half-way
@@ -604,6 +681,11 @@ class Warmup:
                 found = sys.modules.pop(name, None)
                 if found is not None:
                     self._hidden[name] = found
+            # Every import lock this thread holds now is the greenlet's (a step runs from
+            # the event loop, outside any import): with those of the modules above, the
+            # locks of modules not created yet (`from .pkg.mod import x` holds mod's lock
+            # while pkg runs). Left in the table, another thread would wait on them.
+            for name in {*names, *_locks_held_by(self._thread)}:
                 if locks is not None and name in locks:
                     self._hidden_locks[name] = locks.pop(name)
 
@@ -808,6 +890,19 @@ def _threads_waiting(names: list[str]) -> bool:
         if lock is not None and bool(getattr(lock, "waiters", None)):
             return True
     return False
+
+
+def _locks_held_by(thread: int) -> list[str]:
+    """The modules whose import lock `thread` holds."""
+    locks = _module_locks()
+    if locks is None:
+        return []
+    held = []
+    for name, ref in list(locks.items()):
+        lock = ref()
+        if lock is not None and getattr(lock, "owner", None) == thread:
+            held.append(name)
+    return held
 
 
 def _held_by_other(ref: Any, thread: int | None) -> bool:
