@@ -82,8 +82,9 @@ def shell_tools(
         Args:
             code: The complete Python source to run.
         """
-        # The code goes in on stdin ("python -") so no temporary file is left in the workspace.
-        return run([sys.executable, "-"], default_timeout, stdin=code)
+        # The code goes in on stdin ("python -") and -B writes no bytecode of the modules
+        # it imports: a snippet leaves no file in the workspace.
+        return run([sys.executable, "-B", "-"], default_timeout, stdin=code)
 
     @tool(category="execute")
     def execute_python_file(file_path: str) -> str:
