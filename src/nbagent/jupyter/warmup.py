@@ -357,6 +357,7 @@ class Stats:
         self.loaded_at = time.monotonic()
         self.finished_at: float | None = None
         self.steps = 0
+        self.started_after = 0.0  # seconds from loading to the first step
         self.work_seconds = 0.0
         self.longest_step = 0.0
         self.longest_in = ""  # the part the longest step was in
@@ -396,7 +397,10 @@ class Warmup:
         self._finish_until: int | None = None  # finishing the parts a first turn needs
         self._thread = threading.get_ident()
         self._stack: list[str] = []  # modules whose body is running in the greenlet
-        self._unit_modules: set[str] = set()  # added to sys.modules by the current unit
+        # Imported by the current unit (recorded by the loader wrapper, not by comparing
+        # sys.modules at every step: that cost a millisecond a step).
+        self._unit_modules: set[str] = set()
+        self._unit_start: set[str] = set()  # sys.modules when the current unit began
         self._hidden: dict[str, Any] = {}  # half-imported modules taken out between steps
         self._hidden_locks: dict[str, Any] = {}
         self._finder = _PausingFinder(self)
@@ -426,7 +430,8 @@ class Warmup:
         done = [u.name for u in self.units[: self.next_unit]]
         text = (
             f"{self.state} after {wall:.2f} s: {s.work_seconds * 1000:.0f} ms of work in "
-            f"{s.steps} steps (longest {s.longest_step * 1000:.0f} ms, {s.longest_in}), "
+            f"{s.steps} steps from {s.started_after:.2f} s "
+            f"(longest {s.longest_step * 1000:.0f} ms, {s.longest_in}), "
             f"{len(done)}/{len(self.units)} parts; put off {s.waits} times for cells"
         )
         if s.turn_ready is not None:
@@ -476,6 +481,8 @@ class Warmup:
             self.stats.waits += self.state == "warming"
             self._schedule(IDLE_SECONDS / 2)
             return
+        if self.state == "waiting":
+            self.stats.started_after = time.monotonic() - self.stats.loaded_at
         self.state = "warming"
         try:
             finished = self._step()
@@ -506,7 +513,6 @@ class Warmup:
             sys.meta_path.insert(0, self._finder)
         started = time.perf_counter()
         self._deadline = started + STEP_SECONDS
-        before = set(sys.modules)
         if self._glet is None:
             self._glet = self._greenlet.greenlet(self._work)
         out, err = io.StringIO(), io.StringIO()
@@ -526,7 +532,7 @@ class Warmup:
                     self._glet.switch()
         except BaseException:
             self._glet = None
-            self._drop_orphans(self._unit_modules | (set(sys.modules) - before))
+            self._drop_orphans(self._unit_modules | (set(sys.modules) - self._unit_start))
             raise
         finally:
             elapsed = time.perf_counter() - started
@@ -537,7 +543,6 @@ class Warmup:
                 self.stats.longest_in = self.units[min(self.next_unit, len(self.units) - 1)].name
             if out.getvalue() or err.getvalue():
                 log.debug("nbagent warm-up output: %r %r", out.getvalue(), err.getvalue())
-        self._unit_modules |= set(sys.modules) - before
         if self._glet.dead:
             self._glet = None
             return True
@@ -549,7 +554,7 @@ class Warmup:
         while self.next_unit < len(self.units):
             unit = self.units[self.next_unit]
             self._unit_modules = set()
-            unit_start = set(sys.modules)
+            self._unit_start = unit_start = set(sys.modules)
             try:
                 if unit.module is not None:
                     self._import(unit.module, unit.optional)
@@ -829,6 +834,7 @@ class _PausingLoader:
         self.spec.loader = self.loader
         module.__loader__ = self.loader
         warmup = self.warmup
+        warmup._unit_modules.add(self.spec.name)
         warmup._stack.append(self.spec.name)
         try:
             if isinstance(
