@@ -511,3 +511,63 @@ def test_recovery_then_an_error_leaves_a_valid_history(fake_api, monkeypatch):
     stop, _ = run_turn(agent, "second")
     assert stop == "error"
     assert_valid_history(agent.messages)
+
+
+# ------------------------------------------------- endpoints without context management
+
+
+def test_an_endpoint_that_refuses_context_management_gets_client_compaction(fake_api):
+    # A proxy or local server that knows the Messages API but not the beta parameter.
+    def strict(body: dict[str, Any]) -> Any:
+        if "context_management" in body:
+            return error(400, "context_management: Extra inputs are not permitted")
+        return reply(text("Fine."))
+
+    fake_api.responder = strict
+    agent = Agent(model="claude-opus-4-8", tools=[load_rows], max_retries=0)
+    stop, notices = run_turn(agent, "hello")
+    assert stop == "end_turn" and agent.messages[-1]["content"][-1]["text"] == "Fine."
+    said = [n.text for n in notices if "does not take server-side context management" in n.text]
+    assert len(said) == 1 and fake_api.url in said[0] and "Extra inputs" in said[0]
+    sent = bodies(fake_api)
+    assert len(sent) == 2 and "context_management" in sent[0]
+    assert "context_management" not in sent[1]
+    assert COMPACTION_BETA not in fake_api.requests[-1]["headers"].get("anthropic-beta", "")
+    # The next turns go without it at once, and say nothing more.
+    stop, notices = run_turn(agent, "again")
+    assert stop == "end_turn" and len(bodies(fake_api)) == 3
+    assert "context_management" not in bodies(fake_api)[-1]
+    assert not [n for n in notices if "context management" in n.text]
+    assert agent.session.context_report().mode == "client"
+    assert_valid_history(agent.messages)
+
+
+def test_a_refusal_of_something_else_is_not_taken_for_one_of_context_management(fake_api):
+    fake_api.responder = lambda body: error(400, "max_tokens: must be at most 64000")
+    agent = Agent(model="claude-opus-4-8", max_retries=0)
+    stop, _ = run_turn(agent, "hello")
+    assert stop == "error" and len(bodies(fake_api)) == 1
+    assert agent.session.context_refused_by == set()
+
+
+def test_refuses_context_management_reads_anthropic_and_validation_errors():
+    httpx = __import__("httpx2")
+    request = httpx.Request("POST", "http://x/v1/messages")
+
+    def refusal(status: int, body: Any, message: str) -> anthropic.APIStatusError:
+        response = httpx.Response(status, request=request)
+        kind = anthropic.BadRequestError if status == 400 else anthropic.UnprocessableEntityError
+        return kind(message, response=response, body=body)
+
+    # A FastAPI-style server's 422, which names the parameter only in its body.
+    detail = {"detail": [{"type": "extra_forbidden", "loc": ["body", "context_management"]}]}
+    assert server_compaction.refuses_context_management(refusal(422, detail, "Error code: 422"))
+    assert server_compaction.refuses_context_management(
+        refusal(
+            400, None, "Unexpected value(s) `compact-2026-01-12` for the `anthropic-beta` header"
+        )
+    )
+    assert not server_compaction.refuses_context_management(
+        refusal(400, None, "prompt is too long: 300000 tokens > 200000 maximum")
+    )
+    assert not server_compaction.refuses_context_management(ValueError("context_management"))

@@ -23,7 +23,10 @@ class RequestPlan:
     context: ContextPolicy | None = None  # compaction and context editing; None: none
 
 
-def plan_request(settings: Settings) -> RequestPlan:
+def plan_request(settings: Settings, *, server_context: bool = True) -> RequestPlan:
+    """`server_context=False`: the endpoint refused server-side context management
+    earlier in the session, so none is planned (compaction runs on the client)."""
+    from .context.server_compaction import without_server_side
     from .models import unknown_model_notice
 
     info = model_info(settings.model)
@@ -37,7 +40,9 @@ def plan_request(settings: Settings) -> RequestPlan:
     context = context_policy(
         settings.model, settings.compaction, settings.compact_at, settings.context_editing
     )
-    if context.notice:
+    if not server_context and (context.server or context.context_editing):
+        context = without_server_side(context, settings.model, settings.compact_at)
+    elif context.notice:
         notices.append(context.notice)
     from .providers.registry import parse_model_name
 

@@ -153,6 +153,9 @@ class Session:
         self.history: list[dict[str, Any]] = []
         self.usage = Usage()
         self.always_allowed: set[str] = set()
+        # Endpoints (base URLs; "" for the default) that refused server-side context
+        # management: their requests go without it for the rest of the session.
+        self.context_refused_by: set[str] = set()
         self.stop_requested = threading.Event()
         self.notices: deque[Notice] = deque()
         # Called while reset() waits for a running turn (the panel runs the main-thread
@@ -425,12 +428,15 @@ class Session:
         from .context import context_report, meter_of
 
         settings = self.resolve()
+        compaction = settings.compaction
+        if (settings.base_url or "") in self.context_refused_by and compaction != "off":
+            compaction = "client"  # the endpoint refused the server side
         return context_report(
             history=self.history,
             system=self._system,
             tools=self.tool_runner.params(),
             model=settings.model,
-            compaction=settings.compaction,
+            compaction=compaction,
             compact_at=settings.compact_at,
             meter=meter_of(self),
         )
@@ -524,7 +530,8 @@ class Session:
         if mcp:  # mcp (issue 12): servers start (or are reused); their secrets are redacted
             self._update_mcp(settings, may_start, notices.append)
             set_declared_secrets([*(settings.secrets or ()), *self.mcp_secrets()])
-        plan = plan_request(settings)
+        endpoint = settings.base_url or ""
+        plan = plan_request(settings, server_context=endpoint not in self.context_refused_by)
         notices += [Notice(text, "warning") for text in plan.notices]
         self.tool_runner.max_output_chars = settings.max_tool_output_chars
         provider = self.provider_for(settings)
@@ -590,8 +597,20 @@ class Session:
         if plan.context is not None:  # context (issue 10): measure; compact when needed
             from .context import SessionContext, meter_of
 
+            def refused() -> tuple[Any, str]:
+                nonlocal plan
+                self.context_refused_by.add(endpoint)
+                plan = plan_request(settings, server_context=False)
+                return plan.context, (f"The endpoint {endpoint}" if endpoint else "The API")
+
             turn.context = SessionContext(
-                self.history, plan.context, meter_of(self), request, provider, self._record_usage
+                self.history,
+                plan.context,
+                meter_of(self),
+                request,
+                provider,
+                self._record_usage,
+                on_refused=refused,
             )
         self._turn_ctx = turn
         return turn, notices

@@ -47,7 +47,12 @@ from .estimate import (
     messages_tokens,
     request_tokens,
 )
-from .server_compaction import ContextPolicy, context_policy, has_compaction
+from .server_compaction import (
+    ContextPolicy,
+    context_policy,
+    has_compaction,
+    refuses_context_management,
+)
 
 if TYPE_CHECKING:
     from ..providers.base import ModelResponse
@@ -119,6 +124,9 @@ class SessionContext:
     build_request: Callable[[bool], dict[str, Any]]
     provider: Any  # a `providers.base.Provider`
     record_usage: Callable[[ModelResponse], Usage]
+    # The endpoint refused server-side context management: the session's client-side
+    # policy from now on, and the endpoint's name for the notice.
+    on_refused: Callable[[], tuple[ContextPolicy, str]] | None = None
 
     # -- around each request (called by the loop)
 
@@ -151,7 +159,21 @@ class SessionContext:
             )
 
     def recover(self, exc: BaseException) -> Generator[Event, None, bool]:
-        """After `prompt is too long`: compact, and say whether to send the request again."""
+        """After `prompt is too long`: compact, and say whether to send the request again.
+        After a refusal of the server-side context management: send it again without."""
+        if (
+            self.on_refused is not None
+            and (self.policy.server or self.policy.context_editing)
+            and refuses_context_management(exc)
+        ):
+            self.policy, endpoint = self.on_refused()
+            yield Notice(
+                f"{endpoint} does not take server-side context management "
+                f"({_first_line(exc)}): sent again without it; the conversation is compacted "
+                "on the client from now on.",
+                "warning",
+            )
+            return True
         if self.policy.mode == "off" or not is_prompt_too_long(exc):
             return False
         counts = too_long_counts(exc)
@@ -437,3 +459,8 @@ def meter_of(owner: Any) -> ContextMeter:
         meter = ContextMeter()
         owner.context_meter = meter
     return meter
+
+
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -7,7 +7,10 @@ and drops everything before that block from later requests. The block is kept in
 the history exactly as it came (`history.block_to_param`).
 
 Client-side compaction (`client_compaction`) serves every other model and endpoint,
-and recovers from a `prompt is too long` error on any of them.
+and recovers from a `prompt is too long` error on any of them. An endpoint that
+refuses the beta (an Anthropic-compatible proxy or local server that does not know
+`context_management`) gets the same request again without it, and client-side
+compaction from then on (`refuses_context_management`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,17 @@ CONTEXT_EDITING_BETA = "context-management-2025-06-27"
 CLEAR_TOOL_USES_EDIT = "clear_tool_uses_20250919"
 # The API refuses a compaction trigger below this many input tokens.
 MIN_SERVER_TRIGGER = 50_000
+# What an endpoint's refusal names when it does not take the context management sent:
+# the parameter, the beta header or the edits (e.g. pydantic's `extra_forbidden` error
+# with `"loc": ["body", "context_management"]`).
+_REFUSAL_WORDS = (
+    "context_management",
+    "context-management",
+    "anthropic-beta",
+    COMPACTION_BETA,
+    COMPACT_EDIT,
+    CLEAR_TOOL_USES_EDIT,
+)
 
 Mode = Literal["server", "client", "off"]
 
@@ -89,6 +103,25 @@ def request_params(policy: ContextPolicy) -> dict[str, Any]:
     if not edits:
         return {}
     return {"betas": betas, "context_management": {"edits": edits}}
+
+
+def refuses_context_management(exc: BaseException) -> bool:
+    """A 400 or 422 that names the context management a request carried: the endpoint
+    does not take it, and the request without it may well pass."""
+    import anthropic
+
+    if not isinstance(exc, anthropic.APIStatusError) or exc.status_code not in (400, 422):
+        return False
+    text = f"{exc} {exc.body!r}".lower()
+    return any(word in text for word in _REFUSAL_WORDS)
+
+
+def without_server_side(policy: ContextPolicy, model: str, compact_at: float) -> ContextPolicy:
+    """`policy` for an endpoint that refused server-side context management: client-side
+    compaction (if any was on), no context editing."""
+    if policy.mode == "off":
+        return ContextPolicy("off", policy.window, policy.trigger)
+    return context_policy(model, "client", compact_at)
 
 
 def has_compaction(content: list[dict[str, Any]]) -> bool:
