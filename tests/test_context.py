@@ -571,3 +571,58 @@ def test_refuses_context_management_reads_anthropic_and_validation_errors():
         refusal(400, None, "prompt is too long: 300000 tokens > 200000 maximum")
     )
     assert not server_compaction.refuses_context_management(ValueError("context_management"))
+
+
+def test_a_summary_request_over_the_budget_is_not_sent(fake_api):
+    fake_api.responder = analyst(calls=2)
+    agent = Agent(model="claude-haiku-4-5", tools=[load_rows], max_retries=0)
+    for turn in range(3):
+        assert run_turn(agent, f"turn {turn}: load rows")[0] == "end_turn"
+    sent = len(bodies(fake_api))
+    spent = agent.usage.cost_usd
+    assert spent
+    agent.configure(session_budget_usd=spent + 0.000001)  # nothing more may be spent
+    outcome = agent.session.compact()
+    assert len(bodies(fake_api)) == sent, "the summary request was not sent"
+    assert outcome is not None and outcome.summarised == 0 and outcome.placeholders > 0
+    said = [e.text for e in outcome.events if isinstance(e, Notice)]
+    assert any("no summary request: the session budget" in n for n in said)
+    assert agent.usage.cost_usd == spent
+    assert_valid_history(agent.messages)
+
+    # Within the budget the same compaction summarises.
+    agent.configure(session_budget_usd=None)
+    fake_api.responder = analyst(calls=2)
+    assert run_turn(agent, "turn 4: load rows")[0] == "end_turn"
+    outcome = agent.session.compact()
+    assert outcome is not None and outcome.summarised > 0
+    assert is_summary_request(bodies(fake_api)[-1])
+
+
+def test_a_turn_budget_also_holds_back_the_compaction_summary(fake_api, monkeypatch):
+    small_window(monkeypatch, 20_000)  # compaction at 16,000 tokens
+    fake_api.context_windows["claude-haiku-4-5"] = 20_000
+    agent = Agent(model="claude-haiku-4-5", tools=[load_rows], max_retries=0)
+    for i in range(4):  # plain text, about 10,000 tokens: only a summary shortens it
+        agent.session.history += [
+            {"role": "user", "content": f"question {i}: " + ROW * 350},
+            {"role": "assistant", "content": [{"type": "text", "text": "answer " + ROW * 60}]},
+        ]
+    # The turn's first response costs $0.517 (Haiku 4.5: $1 in, $5 out per million) and
+    # says the context is near the trigger: the next request needs a compaction first.
+    first = {"input_tokens": 17_000, "output_tokens": 100_000}
+
+    def respond(body: dict[str, Any]) -> Any:
+        if is_summary_request(body):
+            return reply(text("A summary."))
+        if len(bodies(fake_api)) == 1:
+            return reply(tool_use("load_rows", {"n": 1}), usage=first)
+        return reply(text("Done."))
+
+    fake_api.responder = respond
+    events = list(agent.stream("one more", turn_budget_usd=0.5171))  # $0.517 spent by then
+    said = [e.text for e in events if isinstance(e, Notice)]
+    # The summary would pass the turn's budget with what the turn spent already.
+    assert any("no summary request: the turn budget" in n for n in said), said
+    assert not any(is_summary_request(b) for b in bodies(fake_api))
+    assert_valid_history(agent.messages)

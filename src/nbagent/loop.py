@@ -116,6 +116,9 @@ def drive(turn: Turn, run: Run) -> Generator[Event, None, None]:
     run.stop_reason = None
     run.pending_approval = None
     turn.stop_requested.clear()
+    if turn.context is not None and turn.over_budget is not None:
+        over_budget = turn.over_budget  # a compaction's summary request is checked too
+        turn.context.check_budget = lambda params: over_budget(params, run)
     try:
         yield from _advance(turn, run)
     except KeyboardInterrupt:

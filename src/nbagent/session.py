@@ -611,6 +611,13 @@ class Session:
                 provider,
                 self._record_usage,
                 on_refused=refused,
+                # `%agent compact` (no turn running): the session's budget; a turn's
+                # loop checks its own spending as well.
+                check_budget=(
+                    (lambda params: budget.refusal(params, None, self.usage.cost_usd))
+                    if budget.active
+                    else None
+                ),
             )
         self._turn_ctx = turn
         return turn, notices

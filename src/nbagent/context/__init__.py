@@ -127,6 +127,8 @@ class SessionContext:
     # The endpoint refused server-side context management: the session's client-side
     # policy from now on, and the endpoint's name for the notice.
     on_refused: Callable[[], tuple[ContextPolicy, str]] | None = None
+    # Why a request must not be sent (the turn's and session's budgets), or None.
+    check_budget: Callable[[dict[str, Any]], str | None] | None = None
 
     # -- around each request (called by the loop)
 
@@ -250,6 +252,15 @@ class SessionContext:
             request = summary_request(params, old)
         else:
             replaced = 0  # the exact conversation is summarised: nothing replaced
+        over = self.check_budget(request) if self.check_budget is not None else None
+        if over:
+            # No summary beyond the budget: placeholders only; the turn's next request
+            # meets the same check.
+            pruned, replaced = prune(history, len(history) - 1)
+            why = over.removeprefix("Stopped: ")
+            yield Notice(f"Compacted with placeholders, no summary request: {why}", "warning")
+            outcome = CompactionOutcome(before, 0, 0, replaced)
+            return (yield from self._done(outcome, pruned, size))
         try:
             response = _complete(self.provider, request)
         except Exception as exc:
