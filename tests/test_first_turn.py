@@ -18,7 +18,8 @@ WARMUP = "import nbagent.jupyter.warmup as warmup\nw = warmup.current(get_ipytho
 LOAD_IN_SMALL_STEPS = (
     "%load_ext nbagent\n"
     "import nbagent.jupyter.warmup as warmup\n"
-    "warmup.STEP_SECONDS, warmup.IDLE_SECONDS = 0.0005, 0.02"
+    "w = warmup.current(get_ipython())\n"
+    "w.step_seconds, w.idle_seconds = 0.0005, 0.02"
 )
 
 
@@ -221,7 +222,8 @@ def test_the_warm_up_waits_while_cells_run_or_wait_to_run(kernel):
 def test_a_first_turn_after_the_warm_up_imports_nothing(kernel, fake_api):
     printed(
         kernel,
-        "%load_ext nbagent\nimport nbagent.jupyter.warmup as warmup\nwarmup.IDLE_SECONDS = 0.02",
+        "%load_ext nbagent\nimport nbagent.jupyter.warmup as warmup\n"
+        "warmup.current(get_ipython()).idle_seconds = 0.02",
     )
     wait_until(kernel, "w.state == 'done'")
     printed(kernel, "import sys\nbefore = set(sys.modules)")

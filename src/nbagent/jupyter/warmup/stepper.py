@@ -1,32 +1,6 @@
-"""Warm the SDK up after `%load_ext nbagent`, while the user writes the next cell.
-
-The first turn of a kernel pays for `import anthropic`, the SDK's HTTP client,
-the pydantic schemas of its stream events and nbagent's tools: most of the first
-answer's wait. `%load_ext` must stay fast and the next cell must not wait, so this
-work runs afterwards on the kernel's own event loop (the main thread), in steps of
-a few milliseconds that give the loop back in between, and only while the kernel
-is idle: a cell that runs or waits to run pauses it, and it goes on once the kernel
-has been idle for `IDLE_SECONDS`.
-
-Not in a thread: a module another thread is half-way through importing is visible
-to user code (a user's `from anthropic.lib.tools import beta_tool` failed with a
-partially-initialised module error), and the agent's first turn had to join it.
-
-How an import is cut into steps: the work runs in a greenlet. Each Python module
-it imports goes through a loader wrapper that, once the step's time is used up,
-switches back to the event loop right before the module's body runs. Until the
-next step, the modules still being imported, and everything under them, are taken
-out of `sys.modules` (and their import locks out of importlib's table), so user
-code and other threads never meet a half-initialised module: a cell that imports
-the SDK meanwhile gets its own complete import, and the warm-up then drops its
-half. Other work (schemas) is cut into atomic pieces between the same pauses.
-
-Outside a kernel (terminal IPython) nothing is warmed: no event loop runs between
-prompts that this could share. Without the `greenlet` package, neither.
-
-    warmup.start(shell)          # from %load_ext, in a kernel
-    print(warmup.report(shell))  # what it did
-"""
+"""Runs the warm-up's plan on the kernel's event loop: in a greenlet, a step of a few
+milliseconds at a time, only while no cell runs or waits; half-done imports are hidden
+from everyone else between steps (see the package's docstring)."""
 
 from __future__ import annotations
 
@@ -40,8 +14,10 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
+
+from .import_locks import held_by_other, import_lock, locks_held_by, module_locks, threads_waiting
+from .plan import Unit
 
 log = logging.getLogger("nbagent.warmup")
 
@@ -50,306 +26,6 @@ IDLE_SECONDS = 0.1  # how long the kernel must have been idle before a step afte
 # The first step: soon after `%load_ext`'s cell has replied (no cell waits to run then,
 # or the warm-up sees it waiting); the idle wait would only delay the warm-up.
 FIRST_STEP_SECONDS = 0.01
-
-# nbagent's modules a first %%agent turn imports, in steps before the agent is built
-# (in one piece, which imports whatever is missing here); the rest of the package (but
-# for SKIP) comes last. tests/test_first_turn.py checks that a first turn after the
-# warm-up imports nothing.
-TURN_MODULES = (
-    "nbagent.agent",
-    "nbagent.pump",
-    "nbagent.request",
-    "nbagent.providers.registry",
-    "nbagent.providers.anthropic_api",
-    "nbagent.context.client_compaction",
-    "nbagent.context.server_compaction",
-    "nbagent.tools.builtin",
-    "nbagent.jupyter.live",
-    "nbagent.jupyter.session",
-    "nbagent.jupyter.conversation",
-    "nbagent.jupyter.interpolate",
-    "nbagent.jupyter.cell_output",
-    "nbagent.transport.broadcast",
-    "docstring_parser",
-)
-# What a %%agent turn never needs, and imports heavy libraries (ipywidgets, rich).
-SKIP = ("nbagent.cli", "nbagent.jupyter.panel")
-
-_warmups: dict[int, Warmup] = {}
-
-
-def start(shell: Any) -> Warmup | None:
-    """Schedule the warm-up for `shell`'s kernel (None outside a kernel or without greenlet)."""
-    kernel = getattr(shell, "kernel", None)
-    if kernel is None or id(shell) in _warmups:
-        return _warmups.get(id(shell))
-    loop = getattr(kernel, "io_loop", None)
-    if loop is None:  # loaded from the kernel's config, before the kernel started its loop
-        from tornado.ioloop import IOLoop
-
-        loop = IOLoop.current()
-    warmup = _warmups[id(shell)] = Warmup(shell, kernel, loop, turn_plan(shell))
-    warmup.start()
-    return warmup
-
-
-def stop(shell: Any) -> None:
-    """Stop warming (`%unload_ext`); a half-done import is dropped cleanly."""
-    warmup = _warmups.pop(id(shell), None)
-    if warmup is not None:
-        warmup.stop()
-
-
-def finish_for_turn(shell: Any) -> None:
-    """A turn is about to start on the kernel's main thread: finish what it needs now."""
-    warmup = _warmups.get(id(shell))
-    if warmup is not None:
-        warmup.finish_for_turn()
-
-
-def current(shell: Any) -> Warmup | None:
-    return _warmups.get(id(shell))
-
-
-def report(shell: Any) -> str:
-    warmup = current(shell)
-    return "no warm-up in this shell" if warmup is None else warmup.report()
-
-
-# -- what is warmed -------------------------------------------------------------
-
-
-class Unit:
-    """One piece of the plan: import a module (paused between modules), or run
-    `work(pause)`, which calls `pause()` between atomic pieces. (Plain classes, not
-    dataclasses: this module is imported by `%load_ext`, which must stay fast.)"""
-
-    __slots__ = ("modules", "module", "name", "optional", "turn", "work")
-
-    def __init__(
-        self,
-        name: str,
-        module: str | None = None,
-        work: Callable[[Callable[[], None]], None] | None = None,
-        optional: bool = False,
-        modules: Callable[[], list[str]] | None = None,
-        turn: bool = True,
-    ) -> None:
-        self.name = name
-        self.turn = turn  # a first turn needs it: done in the turn if not done before
-        self.module = module
-        self.work = work
-        self.optional = optional  # a module that may not be installed
-        self.modules = modules  # more modules to import, listed when this runs
-
-
-def turn_plan(shell: Any) -> list[Unit]:
-    """What a first `%%agent` turn pays for. Whatever is not done when the first cell
-    runs is paid there, so what every turn needs comes first, and the stream schemas
-    of the API a turn may not use (the beta client serves the newer models) last."""
-    return [
-        Unit("import anthropic", module="anthropic"),
-        # The HTTP library's connection layer, imported when the first client is made.
-        Unit("import httpcore2", module="httpcore2", optional=True),
-        Unit("import httpcore", module="httpcore", optional=True),
-        *[Unit(f"import {name}", module=name) for name in TURN_MODULES],
-        Unit("agent, tool schemas, client", work=lambda pause: _agent_and_tools(shell, pause)),
-        Unit("beta stream schemas", work=lambda pause: _stream_schemas(pause, beta=True)),
-        Unit("beta stream parsing", work=lambda pause: _stream_parsing(pause, beta=True)),
-        Unit("stream schemas", work=lambda pause: _stream_schemas(pause, beta=False)),
-        Unit("stream parsing", work=lambda pause: _stream_parsing(pause, beta=False)),
-        Unit(
-            "nbagent's other modules",
-            modules=lambda: package_modules("nbagent", SKIP),
-            turn=False,
-        ),
-    ]
-
-
-def package_modules(package: str, skip: tuple[str, ...] = ()) -> list[str]:
-    """The modules of `package` (imported) found on disk, but for `skip` and its children."""
-    from pathlib import Path
-
-    names = []
-    for folder in getattr(sys.modules[package], "__path__", []):
-        root = Path(folder)
-        for path in sorted(root.rglob("*.py")):
-            parts = [package, *path.relative_to(root).with_suffix("").parts]
-            if parts[-1] == "__main__" or not all(
-                (root.joinpath(*parts[1:i]) / "__init__.py").exists() for i in range(2, len(parts))
-            ):
-                continue
-            if parts[-1] == "__init__":
-                parts.pop()
-            name = ".".join(parts)
-            if not any(name == s or name.startswith(s + ".") for s in skip):
-                names.append(name)
-    return names
-
-
-def _stream_schemas(pause: Callable[[], None], *, beta: bool) -> None:
-    """Build the SDK's deferred pydantic schemas of the stream events, leaves first,
-    one model per piece (a built model's schema is reused by the ones using it)."""
-    for model in _stream_models(beta):
-        if not model.__pydantic_complete__:
-            model.model_rebuild(raise_errors=False, _parent_namespace_depth=0)
-        pause()
-
-
-def _stream_models(beta: bool) -> list[Any]:
-    import typing
-
-    import pydantic
-
-    roots: list[Any] = []
-    for module, names in (
-        (
-            ("anthropic.types.beta", ("BetaRawMessageStreamEvent", "BetaMessage")),
-            ("anthropic.lib.streaming", ("BetaMessageStreamEvent",)),
-        )
-        if beta
-        else (
-            ("anthropic.types", ("RawMessageStreamEvent", "Message")),
-            ("anthropic.lib.streaming", ("MessageStreamEvent",)),
-        )
-    ):
-        found = sys.modules.get(module)
-        roots += [getattr(found, name) for name in names if hasattr(found, name)]
-    seen: set[type] = set()
-    order: list[Any] = []
-
-    def visit(tp: Any) -> None:
-        if isinstance(tp, type) and issubclass(tp, pydantic.BaseModel):
-            if tp in seen:
-                return
-            seen.add(tp)
-            for info in tp.model_fields.values():
-                visit(info.annotation)
-            order.append(tp)  # after the models it uses
-            return
-        for arg in typing.get_args(tp):
-            visit(arg)
-
-    for root in roots:
-        visit(root)
-    return order
-
-
-def _stream_parsing(pause: Callable[[], None], *, beta: bool) -> None:
-    """Stream a canned response through the SDK's own client and accumulator (a mock
-    transport, nothing leaves the process): the first real stream finds its type
-    adapters and request building ready."""
-    import anthropic
-
-    try:  # the SDK's HTTP library (httpx before SDK 2)
-        http_lib: Any = importlib.import_module("httpx2")
-    except ImportError:
-        http_lib = importlib.import_module("httpx")
-    body = _canned_stream()
-
-    def respond(request: Any) -> Any:
-        return http_lib.Response(200, headers={"content-type": "text/event-stream"}, content=body)
-
-    http = http_lib.Client(transport=http_lib.MockTransport(respond))
-    client = anthropic.Anthropic(
-        api_key="nbagent-warm-up",
-        base_url="http://warm-up.invalid",
-        max_retries=0,
-        http_client=http,
-    )
-    request: dict[str, Any] = {
-        "model": "claude-warm-up",
-        "max_tokens": 16,
-        "messages": [{"role": "user", "content": "warm up"}],
-        "tools": [{"name": "t", "description": "t", "input_schema": {"type": "object"}}],
-    }
-    messages: Any = client.beta.messages if beta else client.messages
-    try:
-        with messages.stream(**request) as stream:
-            for _ in stream:
-                pass
-            stream.get_final_message()
-    finally:
-        client.close()
-
-
-def _canned_stream() -> bytes:
-    import json
-
-    usage = {"input_tokens": 1, "output_tokens": 1}
-    events: list[dict[str, Any]] = [
-        {
-            "type": "message_start",
-            "message": {
-                "id": "msg_warm_up",
-                "type": "message",
-                "role": "assistant",
-                "model": "claude-warm-up",
-                "content": [],
-                "stop_reason": None,
-                "stop_sequence": None,
-                "usage": usage,
-            },
-        },
-        {
-            "type": "content_block_start",
-            "index": 0,
-            "content_block": {"type": "thinking", "thinking": "", "signature": ""},
-        },
-        {
-            "type": "content_block_delta",
-            "index": 0,
-            "delta": {"type": "thinking_delta", "thinking": "."},
-        },
-        {
-            "type": "content_block_delta",
-            "index": 0,
-            "delta": {"type": "signature_delta", "signature": "s"},
-        },
-        {"type": "content_block_stop", "index": 0},
-        {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}},
-        {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "."}},
-        {"type": "content_block_stop", "index": 1},
-        {
-            "type": "content_block_start",
-            "index": 2,
-            "content_block": {"type": "tool_use", "id": "toolu_warm_up", "name": "t", "input": {}},
-        },
-        {
-            "type": "content_block_delta",
-            "index": 2,
-            "delta": {"type": "input_json_delta", "partial_json": "{}"},
-        },
-        {"type": "content_block_stop", "index": 2},
-        {
-            "type": "message_delta",
-            "delta": {"stop_reason": "tool_use", "stop_sequence": None},
-            "usage": {"output_tokens": 2},
-        },
-        {"type": "message_stop"},
-    ]
-    return "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events).encode()
-
-
-def _agent_and_tools(shell: Any, pause: Callable[[], None]) -> None:
-    """The kernel session's agent (settings, workspace, tools) in one piece, each tool's
-    schema and input validator, then the provider's client for the current settings
-    (the first turn reuses it while they hold): what the first request needs."""
-    if id(shell) not in _warmups:  # unloaded meanwhile
-        return
-    from .session import get_session
-
-    agent = get_session(shell).agent
-    pause()
-    for tool in agent.tools:
-        tool.to_param()
-        pause()
-        getattr(tool, "_validated", None)
-        pause()
-    getattr(agent.provider, "client", None)
-
-
-# -- running it on the kernel's loop ----------------------------------------------
 
 
 class Stats:
@@ -385,6 +61,8 @@ class Warmup:
         self.next_unit = 0
         self.state = "waiting"  # waiting | warming | done | stopped
         self.stats = Stats()
+        self.step_seconds = STEP_SECONDS
+        self.idle_seconds = IDLE_SECONDS
         self._executing = False
         self._last_activity = time.monotonic()
         self._cells_since_load = False  # a cell ran or waited after the loading one
@@ -464,7 +142,7 @@ class Warmup:
             return False
         if not self._cells_since_load:  # only `%load_ext`'s own cell has run
             return True
-        return time.monotonic() - self._last_activity >= IDLE_SECONDS
+        return time.monotonic() - self._last_activity >= self.idle_seconds
 
     def _schedule(self, delay: float) -> None:
         self._timer = self.loop.call_later(delay, self._tick)
@@ -479,7 +157,7 @@ class Warmup:
             return
         if not self._idle():
             self.stats.waits += self.state == "warming"
-            self._schedule(IDLE_SECONDS / 2)
+            self._schedule(self.idle_seconds / 2)
             return
         if self.state == "waiting":
             self.stats.started_after = time.monotonic() - self.stats.loaded_at
@@ -498,7 +176,7 @@ class Warmup:
     # -- one step ----------------------------------------------------------------------
 
     def _step(self) -> bool:
-        """Run the greenlet for about STEP_SECONDS; True when the plan is done."""
+        """Run the greenlet for about `step_seconds`; True when the plan is done."""
         if self._greenlet is None:
             try:
                 self._greenlet = importlib.import_module("greenlet")
@@ -512,7 +190,7 @@ class Warmup:
                 sys.meta_path.remove(self._finder)
             sys.meta_path.insert(0, self._finder)
         started = time.perf_counter()
-        self._deadline = started + STEP_SECONDS
+        self._deadline = started + self.step_seconds
         if self._glet is None:
             self._glet = self._greenlet.greenlet(self._work)
         out, err = io.StringIO(), io.StringIO()
@@ -526,9 +204,9 @@ class Warmup:
                 while (
                     not self._glet.dead
                     and self._stack
-                    and _threads_waiting(_locks_held_by(self._thread))
+                    and threads_waiting(locks_held_by(self._thread))
                 ):
-                    self._deadline = time.perf_counter() + STEP_SECONDS
+                    self._deadline = time.perf_counter() + self.step_seconds
                     self._glet.switch()
         except BaseException:
             self._glet = None
@@ -680,8 +358,8 @@ class Warmup:
         running = set(self._stack)
         under = tuple(name + "." for name in self._stack)
         names = [n for n in self._unit_modules if n in running or n.startswith(under)]
-        locks = _module_locks()
-        with _import_lock():
+        locks = module_locks()
+        with import_lock():
             for name in names:
                 found = sys.modules.pop(name, None)
                 if found is not None:
@@ -690,19 +368,19 @@ class Warmup:
             # the event loop, outside any import): with those of the modules above, the
             # locks of modules not created yet (`from .pkg.mod import x` holds mod's lock
             # while pkg runs). Left in the table, another thread would wait on them.
-            for name in {*names, *_locks_held_by(self._thread)}:
+            for name in {*names, *locks_held_by(self._thread)}:
                 if locks is not None and name in locks:
                     self._hidden_locks[name] = locks.pop(name)
 
     def _unhide(self, importer: int | None = None) -> bool:
         """Put the hidden modules back; False if user code imported any of them meanwhile,
         or is importing one of them now on a thread other than `importer`."""
-        locks = _module_locks()
-        with _import_lock():
+        locks = module_locks()
+        with import_lock():
             if any(name in sys.modules for name in self._hidden):
                 return False
             if locks is not None and any(
-                _held_by_other(locks.get(name), importer) for name in self._hidden_locks
+                held_by_other(locks.get(name), importer) for name in self._hidden_locks
             ):
                 return False
             sys.modules.update(self._hidden)
@@ -716,8 +394,8 @@ class Warmup:
         """User code imported what the greenlet was half-way through: unwind the greenlet's
         import with its own modules in place, then give the user's back."""
         self.stats.dropped += 1
-        locks = _module_locks()
-        with _import_lock():
+        locks = module_locks()
+        with import_lock():
             theirs = {n: sys.modules[n] for n in self._hidden if n in sys.modules}
             their_locks = (
                 {n: locks[n] for n in self._hidden_locks if n in locks} if locks is not None else {}
@@ -738,7 +416,7 @@ class Warmup:
             self._abandoning = False
             self._glet = None
             self._stack.clear()
-            with _import_lock():
+            with import_lock():
                 for name, module in ours.items():
                     if sys.modules.get(name) is module:
                         del sys.modules[name]
@@ -883,52 +561,3 @@ def _cell_waiting(kernel: Any) -> bool:
         return bool(queue is not None and queue.qsize())
     except Exception:
         return False
-
-
-def _threads_waiting(names: list[str]) -> bool:
-    """Another thread waits for the import lock of one of `names`."""
-    locks = _module_locks()
-    if locks is None:
-        return False
-    for name in names:
-        ref = locks.get(name)
-        lock = ref() if ref is not None else None
-        if lock is not None and bool(getattr(lock, "waiters", None)):
-            return True
-    return False
-
-
-def _locks_held_by(thread: int) -> list[str]:
-    """The modules whose import lock `thread` holds."""
-    locks = _module_locks()
-    if locks is None:
-        return []
-    held = []
-    for name, ref in list(locks.items()):
-        lock = ref()
-        if lock is not None and getattr(lock, "owner", None) == thread:
-            held.append(name)
-    return held
-
-
-def _held_by_other(ref: Any, thread: int | None) -> bool:
-    """An import lock (a weak reference from importlib's table) that is alive and not
-    the one `thread` took for the import under way."""
-    lock = ref() if ref is not None else None
-    return lock is not None and (thread is None or getattr(lock, "owner", None) != thread)
-
-
-def _module_locks() -> dict[str, Any] | None:
-    locks = getattr(importlib._bootstrap, "_module_locks", None)  # type: ignore[attr-defined]
-    return locks if isinstance(locks, dict) else None
-
-
-@contextlib.contextmanager
-def _import_lock() -> Iterator[None]:
-    import _imp
-
-    _imp.acquire_lock()
-    try:
-        yield
-    finally:
-        _imp.release_lock()
