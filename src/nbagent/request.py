@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .config import Settings
+from .config import Settings, missing_key_message
 from .context.server_compaction import ContextPolicy, context_policy, request_params
+from .errors import ConfigError
 from .history import request_messages
 from .models import effort_param, model_info, thinking_param
 
@@ -97,4 +99,81 @@ def build_request(
         params["output_config"] = {"effort": plan.effort}
     if plan.context is not None:
         params.update(request_params(plan.context))
+    return params
+
+
+class TurnRequests:
+    """The requests of one turn, each built from the history as it stands then:
+    `requests(final)` gives the `messages.create` keyword arguments (plus `betas`)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        plan: RequestPlan,
+        *,
+        system: str | list[dict[str, Any]],
+        history: list[dict[str, Any]],
+        tools: Callable[[], list[dict[str, Any]]],
+        tool_choice: dict[str, Any] | None,
+        needs_key: bool,
+    ) -> None:
+        self.settings = settings
+        self.plan = plan
+        self.system = system
+        self.history = history
+        self.tools = tools
+        self.tool_choice = tool_choice
+        self.needs_key = needs_key  # the Anthropic key is checked here, before a request
+
+    def __call__(self, final: bool) -> dict[str, Any]:
+        settings = self.settings
+        if self.needs_key and not (settings.api_key or settings.auth_token):
+            raise ConfigError(missing_key_message())
+        params = build_request(
+            self.plan,
+            system=self.system,
+            messages=self.history,
+            tools=self.tools(),
+            prompt_caching=settings.prompt_caching,
+            final=final,
+        )
+        return apply_tool_choice(params, self.tool_choice, final)
+
+    def without_server_context(self) -> ContextPolicy:
+        """The endpoint refused server-side context management: plan the rest of the
+        turn without it, and return the client-side policy that replaces it."""
+        self.plan = plan_request(self.settings, server_context=False)
+        assert self.plan.context is not None
+        return self.plan.context
+
+
+def normalize_tool_choice(choice: Any, tool_names: set[str]) -> dict[str, Any] | None:
+    """The Messages API's tool_choice from a dict or a short form: "auto", "any", "none"
+    or a tool's name."""
+    if choice is None or isinstance(choice, dict):
+        return choice
+    if choice in ("auto", "any", "none"):
+        return {"type": choice}
+    if isinstance(choice, str):
+        if choice not in tool_names:
+            raise ConfigError(f"tool_choice names no tool: {choice!r}")
+        return {"type": "tool", "name": choice}
+    raise ConfigError(
+        f"tool_choice must be a dict, 'auto', 'any', 'none' or a tool name: {choice!r}"
+    )
+
+
+def apply_tool_choice(
+    params: dict[str, Any], choice: dict[str, Any] | None, final: bool
+) -> dict[str, Any]:
+    """Put the caller's tool_choice in a request (the turn limit's final answer wins).
+
+    The API rejects a forced choice (any, or a named tool) together with thinking, so
+    those requests go without thinking.
+    """
+    if choice is None or final or "tools" not in params:
+        return params
+    params = {**params, "tool_choice": choice}
+    if choice.get("type") in ("any", "tool"):
+        params.pop("thinking", None)
     return params

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .budget import Budget
-from .config import Settings, missing_key_message, resolve, resolve_system_prompt
-from .errors import AgentBusyError, ConfigError, NoPendingTurnError
+from .config import Settings, resolve, resolve_system_prompt
+from .errors import AgentBusyError, NoPendingTurnError
 from .events import Event, Notice, ToolCall, ToolOutput, TurnStart, Usage
 from .history import append_user_content, tool_result_block, unanswered_tool_calls
 from .loop import AWAITING_APPROVAL, AWAITING_TOOL_RESULTS, Run, Turn, drive
@@ -46,38 +46,6 @@ ConfigSource = Callable[[], Mapping[str, Any]]
 
 RESET_TIMEOUT = 30.0
 TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,128}")
-
-
-def normalize_tool_choice(choice: Any, tool_names: set[str]) -> dict[str, Any] | None:
-    """The Messages API's tool_choice from a dict or a short form: "auto", "any", "none"
-    or a tool's name."""
-    if choice is None or isinstance(choice, dict):
-        return choice
-    if choice in ("auto", "any", "none"):
-        return {"type": choice}
-    if isinstance(choice, str):
-        if choice not in tool_names:
-            raise ConfigError(f"tool_choice names no tool: {choice!r}")
-        return {"type": "tool", "name": choice}
-    raise ConfigError(
-        f"tool_choice must be a dict, 'auto', 'any', 'none' or a tool name: {choice!r}"
-    )
-
-
-def apply_tool_choice(
-    params: dict[str, Any], choice: dict[str, Any] | None, final: bool
-) -> dict[str, Any]:
-    """Put the caller's tool_choice in a request (the turn limit's final answer wins).
-
-    The API rejects a forced choice (any, or a named tool) together with thinking, so
-    those requests go without thinking.
-    """
-    if choice is None or final or "tools" not in params:
-        return params
-    params = {**params, "tool_choice": choice}
-    if choice.get("type") in ("any", "tool"):
-        params.pop("thinking", None)
-    return params
 
 
 def check_options(
@@ -514,7 +482,7 @@ class Session:
         mcp: bool = False,
     ) -> tuple[Turn, list[Notice]]:
         from .redact import set_declared_secrets
-        from .request import build_request, plan_request
+        from .request import TurnRequests, normalize_tool_choice, plan_request
 
         settings = self.settings = self.resolve(overrides)
         set_declared_secrets(settings.secrets or ())
@@ -547,24 +515,19 @@ class Session:
         )
         policy = PermissionPolicy(settings.permission_mode)
         policy.always_allowed = self.always_allowed
-        system = self._system
         tools = self.tool_runner
         choice = normalize_tool_choice(
             tool_choice if tool_choice is not None else self.tool_choice, set(tools.tools)
         )
-
-        def request(final: bool) -> dict[str, Any]:
-            if needs_key and not (settings.api_key or settings.auth_token):
-                raise ConfigError(missing_key_message())
-            params = build_request(
-                plan,
-                system=system,
-                messages=self.history,
-                tools=tools.params(),
-                prompt_caching=settings.prompt_caching,
-                final=final,
-            )
-            return apply_tool_choice(params, choice, final)
+        request = TurnRequests(
+            settings,
+            plan,
+            system=self._system,
+            history=self.history,
+            tools=tools.params,
+            tool_choice=choice,
+            needs_key=needs_key,
+        )
 
         budget = Budget(settings.turn_budget_usd, settings.session_budget_usd, settings.model)
         unpriced = budget.unpriced_notice()
@@ -598,10 +561,9 @@ class Session:
             from .context import SessionContext, meter_of
 
             def refused() -> tuple[Any, str]:
-                nonlocal plan
                 self.context_refused_by.add(endpoint)
-                plan = plan_request(settings, server_context=False)
-                return plan.context, (f"The endpoint {endpoint}" if endpoint else "The API")
+                policy = request.without_server_context()
+                return policy, (f"The endpoint {endpoint}" if endpoint else "The API")
 
             turn.context = SessionContext(
                 self.history,
