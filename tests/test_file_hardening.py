@@ -290,7 +290,7 @@ def test_a_file_tool_that_blocks_answers_with_an_error_after_its_timeout(
         release.wait(60)
         raise AssertionError("not reached before the timeout")
 
-    monkeypatch.setattr(files_module, "_read_head", hung_read)
+    monkeypatch.setattr(files_module, "read_head", hung_read)
     try:
         message = fs.error("read_file", file_path="slow.txt")
     finally:

@@ -15,70 +15,41 @@ What the tools guarantee, whatever the model asks:
   (bounded memory even for a 500 MB line);
 - a call that blocks (a hung network file system) returns an error after the
   timeout instead of holding the turn.
+
+This module holds the tool definitions and the guards they apply (errors, time
+limit, secret-file checks); how files are read is in `file_reading`, what
+listings and `get_file_info` say in `file_listing`, and which files hold
+credentials in `secret_files`.
 """
 
 from __future__ import annotations
 
-import codecs
 import contextvars
 import errno
-import fnmatch
 import functools
-import json
 import os
 import shutil
 import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from .base import Tool, ToolError, tool
-from .workspace import Location, NotRegularFileError, Workspace, file_kind, write_atomic_at
-
-DEFAULT_SECRET_FILE_PATTERNS: tuple[str, ...] = (
-    ".env",
-    ".env.*",
-    "*.env",
-    "*.pem",
-    "*.key",
-    "*.p12",
-    "*.pfx",
-    "*.jks",
-    "*.keystore",
-    "*.ppk",
-    "*.kdbx",
-    "id_rsa*",
-    "id_dsa*",
-    "id_ecdsa*",
-    "id_ed25519*",
-    ".netrc",
-    "_netrc",
-    ".pgpass",
-    ".my.cnf",
-    "credentials*",
-    ".git-credentials",
-    ".npmrc",
-    ".pypirc",
-    ".htpasswd",
-    ".boto",
-    ".s3cfg",
-    "secrets.toml",
-    ".docker/config.json",
-    ".kube/config",
+from .file_listing import MAX_LIST_ENTRIES, count_entries, entry_facts, kind_word, list_into
+from .file_reading import (
+    content_budget,
+    lines_call,
+    read_file_notice,
+    read_head,
+    read_lines,
+    read_whole,
 )
-"""File names the file tools refuse to touch (fnmatch, case-insensitive). A pattern
-with a "/" matches the end of the path inside the workspace, e.g. ".kube/config"."""
+from .secret_files import DEFAULT_SECRET_FILE_PATTERNS, SecretFiles  # builtin.py imports it here
+from .workspace import Location, NotRegularFileError, Workspace, write_atomic_at
 
 DEFAULT_TIMEOUT = 60.0
-MAX_LIST_ENTRIES = 1000
-MAX_EDIT_BYTES = 64 * 1024 * 1024  # replace_string_in_file holds the whole file
-
-_SNIFF_BYTES = 8192  # a NUL byte in this much of the head marks a file as binary
-_CHUNK = 1 << 18
-_NOTICE_ROOM = 400  # characters kept free for a clipping notice (plus the path, twice)
 
 T = TypeVar("T")
 
@@ -173,13 +144,13 @@ def file_tools(
             file_path: Path of the file, relative to the workspace.
         """
         secrets.refuse(file_path, (file_path,), "read")
-        budget = _budget(limit, file_path)
+        budget = content_budget(limit, file_path)
         with _reading(file_path), ws.open_file(file_path) as (fd, loc):
             secrets.refuse(file_path, loc.parts, "read")
-            head = _read_head(fd, file_path, budget)
+            head = read_head(fd, file_path, budget)
         if head.complete:
             return head.text if head.text else f"(file '{file_path}' is empty)"
-        return head.text + _read_file_notice(file_path, head, limit)
+        return head.text + read_file_notice(file_path, head, limit)
 
     @tool(read_only=True)
     @bounded
@@ -203,10 +174,10 @@ def file_tools(
                 f"end_line ({end_line}) must not be less than start_line ({start_line})."
             )
         secrets.refuse(file_path, (file_path,), "read")
-        budget = _budget(limit, file_path)
+        budget = content_budget(limit, file_path)
         with _reading(file_path), ws.open_file(file_path) as (fd, loc):
             secrets.refuse(file_path, loc.parts, "read")
-            got = _read_lines(fd, file_path, start_line, end_line, budget)
+            got = read_lines(fd, file_path, start_line, end_line, budget)
         if start_line > got.total:
             raise ToolError(
                 f"start_line {start_line} is past the end of '{file_path}', "
@@ -220,7 +191,7 @@ def file_tools(
             return (
                 f"{head}:\n{body}\n[Stopped after line {last} to stay within {limit:,} "
                 f"characters. Continue from line {last + 1} with "
-                f"{_lines_call(file_path, last + 1, end)}.]"
+                f"{lines_call(file_path, last + 1, end)}.]"
             )
         if end_line > got.total:
             head += f" (the file ends at line {got.total})"
@@ -246,7 +217,7 @@ def file_tools(
         secrets.refuse(file_path, (file_path,), "edit")
         with _reading(file_path, action="edit"), ws.open_file(file_path) as (fd, loc):
             secrets.refuse(file_path, loc.parts, "edit")
-            text = _read_whole(fd, file_path)
+            text = read_whole(fd, file_path)
             count = text.count(old_string)
             if count == 0:
                 raise ToolError(
@@ -294,7 +265,7 @@ def file_tools(
             ws.open_directory(directory_path) as (fd, _),
         ):
             lines: list[str] = []
-            _list_into(lines, fd, recursive, show_hidden, "")
+            list_into(lines, fd, recursive, show_hidden, "")
             hidden = 0 if show_hidden else sum(1 for n in os.listdir(fd) if n.startswith("."))
         if len(lines) > MAX_LIST_ENTRIES:
             lines[MAX_LIST_ENTRIES:] = [
@@ -335,7 +306,7 @@ def file_tools(
                 if stat.S_ISDIR(st.st_mode):
                     return f"Directory '{directory_path}' already exists."
                 raise ToolError(
-                    f"'{directory_path}' exists and is a {_kind_word(st.st_mode)}, not a directory."
+                    f"'{directory_path}' exists and is a {kind_word(st.st_mode)}, not a directory."
                 ) from None
         return f"Created directory '{directory_path}'."
 
@@ -404,7 +375,7 @@ def file_tools(
                 return f"Deleted symlink '{directory_path}' (its target was left in place)."
             if not stat.S_ISDIR(st.st_mode):
                 raise ToolError(f"'{directory_path}' is a file; use delete_file to remove it.")
-            count = _count_entries(loc)
+            count = count_entries(loc)
             token = will_change(loc, directory_path)
             # rmtree(dir_fd=) opens each level with O_NOFOLLOW and checks it is the
             # directory it stat'ed: a symlink swapped in is refused, not followed.
@@ -439,9 +410,9 @@ def file_tools(
                     except FileNotFoundError:
                         broken = " (broken: the target does not exist)"
                     info.append(f"symlink to: {os.readlink(link.name, dir_fd=link.dir_fd)}{broken}")
-                    info += _describe(ws, file_path, loc, st, secrets)
+                    info += entry_facts(ws, file_path, loc, st, secrets)
             else:
-                info += _describe(ws, file_path, link, st, secrets)
+                info += entry_facts(ws, file_path, link, st, secrets)
         modified = datetime.fromtimestamp(st.st_mtime).astimezone().isoformat(timespec="seconds")
         info.append(f"modified: {modified}")
         info.append(f"permissions: {stat.filemode(st.st_mode)} ({stat.S_IMODE(st.st_mode):04o})")
@@ -465,36 +436,6 @@ def _location_path(ws: Workspace, loc: Location) -> str:
     if loc.absolute:
         return os.path.join("/", *loc.parts)
     return os.path.join(os.fspath(ws.root), *loc.parts)
-
-
-# -- secret files -------------------------------------------------------------
-
-
-class SecretFiles:
-    """Which paths the file tools refuse because they hold credentials."""
-
-    def __init__(self, patterns: Iterable[str]) -> None:
-        self.patterns = tuple(p.lower() for p in patterns)
-
-    def match(self, parts: Iterable[str]) -> str | None:
-        """The pattern that `parts` (a path's components) matches, if any."""
-        names = [p.lower() for part in parts for p in part.split("/") if p not in ("", ".")]
-        if not names:
-            return None
-        for pattern in self.patterns:
-            depth = pattern.count("/") + 1
-            tail = "/".join(names[-depth:])
-            if len(names) >= depth and fnmatch.fnmatchcase(tail, pattern):
-                return pattern
-        return None
-
-    def refuse(self, given: str, parts: Iterable[str], action: str) -> None:
-        pattern = self.match(parts)
-        if pattern is not None:
-            raise ToolError(
-                f"Refusing to {action} '{given}': it looks like a secret file (it matches "
-                f"'{pattern}'), and the file tools never read, write or delete secret files."
-            )
 
 
 # -- time limit ---------------------------------------------------------------
@@ -577,334 +518,7 @@ def _reading(given: str, action: str = "read") -> Any:
     )
 
 
-def _binary_error(given: str) -> ToolError:
-    return ToolError(f"'{given}' is a binary file (not UTF-8 text); it cannot be read as text.")
-
-
 def _check_link_target(ws: Workspace, given: str) -> None:
     """Refuse (as every other tool does) a symlink whose target lies outside."""
     with ws.locate(given):
         pass
-
-
-# -- reading ------------------------------------------------------------------
-
-
-def _chunks(fd: int, given: str) -> Iterator[bytes]:
-    """The file in chunks; the first one is checked for binary content."""
-    first = True
-    while chunk := os.read(fd, _CHUNK):
-        if first and _is_binary_head(chunk[:_SNIFF_BYTES]):
-            raise _binary_error(given)
-        first = False
-        yield chunk
-
-
-def _is_binary_head(head: bytes) -> bool:
-    if b"\0" in head:
-        return True
-    try:
-        # final=False: the sniffed block may end in the middle of a character.
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-    except UnicodeDecodeError:
-        return True
-    return False
-
-
-def _budget(limit: int, given: str) -> int:
-    """Characters of file content an answer may hold, leaving room for the notice."""
-    return max(limit - _NOTICE_ROOM - 2 * len(given), limit // 2, 1)
-
-
-def _lines_call(given: str, start: int, end: int) -> str:
-    return f"read_file_lines(file_path={json.dumps(given)}, start_line={start}, end_line={end})"
-
-
-@dataclass
-class _Head:
-    text: str  # whole lines 1..lines (or the start of line 1 when it alone is too long)
-    complete: bool
-    lines: int  # whole lines in `text`
-    total_lines: int
-    size: int
-
-
-def _read_head(fd: int, given: str, budget: int) -> _Head:
-    """The file if it fits in `budget` characters, else its first whole lines that do.
-
-    Decoding stops once `budget` characters are in hand; counting lines goes on
-    to the end, one chunk at a time.
-    """
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    parts: list[str] = []
-    chars = size = newlines = 0
-    last = b""
-    for chunk in _chunks(fd, given):
-        size += len(chunk)
-        newlines += chunk.count(b"\n")
-        last = chunk[-1:]
-        if chars <= budget:
-            try:
-                parts.append(decoder.decode(chunk))
-            except UnicodeDecodeError:
-                raise _binary_error(given) from None
-            chars += len(parts[-1])
-    if chars <= budget:
-        try:
-            parts.append(decoder.decode(b"", final=True))
-        except UnicodeDecodeError:
-            raise _binary_error(given) from None
-    text = "".join(parts)
-    total = newlines + (1 if last and last != b"\n" else 0)
-    if len(text) <= budget:
-        return _Head(text, True, total, total, size)
-    cut = text.rfind("\n", 0, budget)
-    if cut < 0:  # line 1 alone is longer than the budget
-        return _Head(text[:budget], False, 0, total, size)
-    shown = text[: cut + 1]
-    return _Head(shown, False, shown.count("\n"), total, size)
-
-
-def _read_file_notice(given: str, head: _Head, limit: int) -> str:
-    where = f"'{given}' has {head.total_lines:,} lines ({head.size:,} bytes)"
-    if head.lines == 0:
-        first = (
-            f"[Clipped: line 1 is longer than {limit:,} characters and this is its start; {where}."
-        )
-        if head.total_lines < 2:
-            return f"\n{first}]"
-        end = min(head.total_lines, 1 + 200)
-        return f"\n{first} Continue from line 2 with {_lines_call(given, 2, end)}.]"
-    n = head.lines
-    end = min(head.total_lines, 2 * n)
-    return (
-        f"[Clipped to stay within {limit:,} characters: this shows lines 1-{n}; {where}. "
-        f"Continue from line {n + 1} with {_lines_call(given, n + 1, end)}.]"
-    )
-
-
-@dataclass
-class _Lines:
-    lines: list[str]
-    total: int
-    stopped: bool  # lines in the range were left out to stay within the budget
-
-
-def _read_lines(fd: int, given: str, start: int, end: int, budget: int) -> _Lines:
-    """Lines start..end without line endings, streamed with bounded memory.
-
-    A line that alone exceeds `budget` is cut (saying its full size); the range
-    stops at a whole line when the next would not fit.
-    """
-    stream = _LineStream(fd, given, keep=4 * budget + 4)  # bytes for `budget` characters
-    stream.skip(start - 1)
-    selected: list[str] = []
-    used = 0
-    stopped = False
-    for n in range(start, end + 1):
-        got = stream.next_line()
-        if got is None:
-            break
-        raw, length = got
-        text = _decode_line(raw, cut=length > len(raw), given=given)
-        cost = len(text) + len(str(n)) + 4  # "n | " and the newline
-        if selected and used + cost > budget:
-            stopped = True
-            break
-        if cost > budget:
-            room = max(budget - len(str(n)) - 80, 0)
-            text = text[:room] + f" [... line {n} cut here: it is {length:,} bytes long]"
-            cost = len(text) + len(str(n)) + 4
-        selected.append(text)
-        used += cost
-    return _Lines(selected, stream.total_lines(), stopped)
-
-
-class _LineStream:
-    """A file's lines, read chunk by chunk, holding at most `keep` bytes of any line."""
-
-    def __init__(self, fd: int, given: str, keep: int) -> None:
-        self._chunks = _chunks(fd, given)
-        self._keep = keep
-        self._buf = b""
-        self._pos = 0
-        self._newlines = 0  # line endings consumed so far
-        self._last = b""  # the file's last byte read so far
-
-    def _fill(self) -> bool:
-        self._buf = next(self._chunks, b"")
-        self._pos = 0
-        if self._buf:
-            self._last = self._buf[-1:]
-        return bool(self._buf)
-
-    def skip(self, lines: int) -> None:
-        """Pass over `lines` lines, counting line endings a chunk at a time."""
-        while lines > 0:
-            if self._pos >= len(self._buf) and not self._fill():
-                return
-            here = self._buf.count(b"\n", self._pos)
-            if here < lines:
-                lines -= here
-                self._newlines += here
-                self._pos = len(self._buf)
-                continue
-            for _ in range(lines):
-                self._pos = self._buf.index(b"\n", self._pos) + 1
-            self._newlines += lines
-            lines = 0
-
-    def next_line(self) -> tuple[bytes, int] | None:
-        """(the line's first `keep` bytes, its full length in bytes), or None at the end."""
-        kept = bytearray()
-        length = 0
-        while True:
-            if self._pos >= len(self._buf) and not self._fill():
-                return (bytes(kept), length) if length else None
-            nl = self._buf.find(b"\n", self._pos)
-            stop = len(self._buf) if nl < 0 else nl + 1
-            if len(kept) < self._keep:
-                kept += self._buf[self._pos : min(stop, self._pos + self._keep - len(kept))]
-            length += stop - self._pos
-            self._pos = stop
-            if nl >= 0:
-                self._newlines += 1
-                return bytes(kept), length
-
-    def total_lines(self) -> int:
-        """Lines in the whole file (reads the rest of it)."""
-        rest = self._buf.count(b"\n", self._pos)
-        while self._fill():
-            rest += self._buf.count(b"\n")
-        unterminated = 1 if self._last and self._last != b"\n" else 0
-        return self._newlines + rest + unterminated
-
-
-def _decode_line(raw: bytes, *, cut: bool, given: str) -> str:
-    try:
-        # A cut line may end inside a character: let the decoder hold it back.
-        text = codecs.getincrementaldecoder("utf-8")().decode(raw, final=not cut)
-    except UnicodeDecodeError:
-        raise _binary_error(given) from None
-    return text if cut else text.rstrip("\r\n")
-
-
-def _read_whole(fd: int, given: str) -> str:
-    size = os.fstat(fd).st_size
-    if size > MAX_EDIT_BYTES:
-        raise ToolError(
-            f"'{given}' is {size:,} bytes, too big to edit in place (the limit is "
-            f"{MAX_EDIT_BYTES:,}); rewrite it with create_file or a shell command."
-        )
-    data = b"".join(_chunks(fd, given))
-    try:
-        # Decode the bytes ourselves: text mode would turn CRLF into LF.
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _binary_error(given) from None
-
-
-def _count_text_lines(fd: int) -> int | None:
-    """Line count of a text file, or None if it looks binary."""
-    newlines = 0
-    last = b""
-    first = True
-    while chunk := os.read(fd, _CHUNK):
-        if first and _is_binary_head(chunk[:_SNIFF_BYTES]):
-            return None
-        first = False
-        newlines += chunk.count(b"\n")
-        last = chunk[-1:]
-    return newlines + (1 if last and last != b"\n" else 0)
-
-
-# -- listing and facts ----------------------------------------------------------
-
-
-def _list_into(
-    out: list[str], dir_fd: int, recursive: bool, show_hidden: bool, prefix: str
-) -> None:
-    """Append entries of `dir_fd` in sorted tree order, stopping past MAX_LIST_ENTRIES.
-
-    Hidden directories are not entered unless shown, and symlinks are never
-    followed (they could lead outside the workspace or loop).
-    """
-    with os.scandir(dir_fd) as it:
-        entries = sorted(it, key=lambda e: e.name)
-    for entry in entries:
-        if len(out) > MAX_LIST_ENTRIES:
-            return
-        if entry.name.startswith(".") and not show_hidden:
-            continue
-        rel = prefix + entry.name
-        out.append(_describe_entry(rel, entry, dir_fd))
-        if recursive and entry.is_dir(follow_symlinks=False):
-            try:
-                sub = os.open(
-                    entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd
-                )
-            except OSError:
-                continue  # replaced or unreadable since it was listed
-            try:
-                _list_into(out, sub, recursive, show_hidden, rel + "/")
-            finally:
-                os.close(sub)
-
-
-def _describe_entry(rel: str, entry: os.DirEntry[str], dir_fd: int) -> str:
-    try:
-        if entry.is_symlink():
-            return f"{rel} -> {os.readlink(entry.name, dir_fd=dir_fd)}"
-        if entry.is_dir(follow_symlinks=False):
-            return rel + "/"
-        st = entry.stat(follow_symlinks=False)
-    except OSError:
-        return rel
-    if not stat.S_ISREG(st.st_mode):
-        return f"{rel}  [{file_kind(st.st_mode)}]"
-    return f"{rel}  ({_human_size(st.st_size)})"
-
-
-def _describe(
-    ws: Workspace, given: str, loc: Location, st: os.stat_result, secrets: SecretFiles
-) -> list[str]:
-    mode = st.st_mode
-    if stat.S_ISDIR(mode):
-        fd = os.open(loc.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=loc.dir_fd)
-        try:
-            return ["type: directory", f"entries: {len(os.listdir(fd))}"]
-        finally:
-            os.close(fd)
-    if not stat.S_ISREG(mode):
-        return [f"type: {file_kind(mode)}"]
-    info = ["type: file"]
-    human = f" ({_human_size(st.st_size)})" if st.st_size >= 1024 else ""
-    info.append(f"size: {st.st_size:,} bytes{human}")
-    if secrets.match(loc.parts) or secrets.match((given,)):
-        info.append("lines: not counted (a secret file: the file tools do not read it)")
-        return info
-    with ws.open_file(given) as (fd, _):
-        lines = _count_text_lines(fd)
-    info.append(f"lines: {lines:,}" if lines is not None else "content: binary")
-    return info
-
-
-def _count_entries(loc: Location) -> int:
-    fd = os.open(loc.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=loc.dir_fd)
-    try:
-        return sum(len(d) + len(f) for _, d, f, _ in os.fwalk(".", dir_fd=fd))
-    finally:
-        os.close(fd)
-
-
-def _kind_word(mode: int) -> str:
-    return "file" if stat.S_ISREG(mode) else file_kind(mode)
-
-
-def _human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024:
-            return f"{n} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TB"
