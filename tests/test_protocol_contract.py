@@ -341,6 +341,7 @@ class Frontend:
         # Each comm_open of the events comm: (how many messages had been sent, its data).
         self.opened: list[tuple[int, dict[str, Any]]] = []
         self.received: list[dict[str, Any]] = []  # every events-comm message, in order
+        self.before_restart = 0  # len(received) before `%agent mcp restart`
         self.outputs: list[dict[str, Any]] = []  # display data of the executions
         self.sent: list[dict[str, Any]] = []
         self.cells = [dict(c) for c in CELLS]
@@ -527,6 +528,11 @@ def kernel_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fronten
             fe.control_comm_id = uuid.uuid4().hex
             fe.register("work/contract.ipynb")
             fe.wait_for("mcp_status")  # the last thing a register is sent, after its history
+            # `%agent mcp restart` stops the server: the clients are told at once.
+            fe.before_restart = len(fe.received)
+            _ok(fe.run(f"%agent mcp restart {MCP_SERVER}"))
+            if not [m for m in fe.received[fe.before_restart :] if m["type"] == "mcp_status"]:
+                fe.wait_for("mcp_status")
             yield fe
         finally:
             kc.stop_channels()
@@ -714,6 +720,13 @@ def test_a_revert_restores_the_turns_cells_and_says_what(kernel_session: Fronten
     assert "x = 1" in before["turns"][0]["diff"]
     after = changes[-1]["turns"][0]
     assert after["turn"] == 1 and after["undone"] is True and after["diff"] == ""
+
+
+def test_a_restart_from_the_notebook_sends_the_servers_state(kernel_session: Frontend) -> None:
+    after = kernel_session.received[kernel_session.before_restart :]
+    (status,) = [m for m in after if m["type"] == "mcp_status"]
+    (server,) = status["servers"]
+    assert server["name"] == MCP_SERVER and server["state"] != "running", server
 
 
 def test_the_mcp_servers_are_sent_after_a_turn_and_on_register(kernel_session: Frontend) -> None:

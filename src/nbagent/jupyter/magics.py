@@ -192,7 +192,11 @@ class AgentMagics(Magics):
             return True
         if not known:
             print(f"%agent mcp {verb}: no MCP server is named {name!r} (see %agent mcp).")
-        elif verb == "allow":
+            return True
+        from .sidebar import refresh_mcp_status
+
+        refresh_mcp_status(self.shell)
+        if verb == "allow":
             print(f"Allowed MCP server {name!r}: it starts when the next turn begins.")
         else:
             print(f"Stopped MCP server {name!r}: the next turn starts it again.")

@@ -246,6 +246,19 @@ def send_turn_end(shell: Any, bridge: Bridge) -> None:
 
 # -- MCP servers ---------------------------------------------------------------------
 
+
+def refresh_mcp_status(shell: Any) -> None:
+    """After `%agent mcp allow` or `restart`: registered clients show the new state now,
+    not at the end of the next turn."""
+    session = loaded_session(shell, create=False)
+    if session is None or getattr(shell, "kernel", None) is None:
+        return
+    from ..transport.bridge import get_bridge
+
+    bridge = get_bridge(shell.kernel)
+    if bridge is not None and bridge.clients:
+        send_mcp_status(session, bridge)
+
 _ERROR_STATES = frozenset({"failed", "crashed"})
 
 
