@@ -259,6 +259,7 @@ def refresh_mcp_status(shell: Any) -> None:
     if bridge is not None and bridge.clients:
         send_mcp_status(session, bridge)
 
+
 _ERROR_STATES = frozenset({"failed", "crashed"})
 
 
