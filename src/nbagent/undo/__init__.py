@@ -5,7 +5,8 @@ tools, the file tools and `run_python` call its hooks; `%agent changes` shows
 `Recorder.changes_text()` and `%agent undo` runs `Recorder.undo()`.
 """
 
-from .records import Recorder, TurnRecord, location_path
+from .changes import TurnRecord
+from .records import Recorder, location_path
 from .revert import UndoReport
 
 __all__ = ["Recorder", "TurnRecord", "UndoReport", "location_path"]

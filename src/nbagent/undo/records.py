@@ -1,4 +1,4 @@
-"""What each turn changed: cells, files and the user's variables, with what was there before.
+"""Records what each turn changes: the `Recorder` and the hooks the tools call.
 
 A `Recorder` lives as long as the kernel (or the session). `begin_turn()` opens a new
 record; the notebook tools, the file tools and `run_python` call its hooks around
@@ -14,26 +14,36 @@ each change:
   before the code runs, `python_did_run(token)` after it ran (also after an error).
 
 Changes made by shell commands, or by Python code to files, are not recorded.
-`changes_text()` and `undo()` are in `revert.py` and exposed here.
+The records themselves are in `changes.py`; `changes_text()` and `undo()` are in
+`revert.py` and exposed here.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import os
-import stat
 import threading
-import time
-import weakref
 from collections.abc import Callable, Container
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ..notebook.document import source_hash
 from ..render.format import human_size
 from . import snapshot as snap
+from .changes import (
+    ABSENT,
+    STRONG_AFTER_MAX,
+    CellChange,
+    CellToken,
+    FileChange,
+    FileState,
+    FileToken,
+    PythonToken,
+    TurnRecord,
+    ValueRef,
+    VariableChange,
+)
+from .file_snapshot import content_digest, read_state
 
 if TYPE_CHECKING:
     from ..notebook.document import NotebookDocument
@@ -47,216 +57,6 @@ DEFAULT_SNAPSHOT_MB = 200.0
 # All turns together keep at most this many turns' worth of snapshots; the oldest
 # turns' old values are released first (their records stay, marked not restorable).
 TOTAL_TURNS_OF_SNAPSHOTS = 4
-_STRONG_AFTER_MAX = MB  # a value without weakrefs is held for the identity check up to this
-
-
-class _Absent:
-    def __repr__(self) -> str:
-        return "ABSENT"
-
-
-ABSENT: Any = _Absent()
-
-
-# -- cells ------------------------------------------------------------------------------
-
-
-@dataclass
-class CellToken:
-    """A cell as it was just before the agent changed or deleted it."""
-
-    doc: Any
-    path: str
-    cell_id: str
-    source: str | None
-    cell_type: str
-    after_cell_id: str | None  # the cell before it (None: it was the first)
-    problem: str | None = None
-
-
-@dataclass
-class CellChange:
-    kind: Literal["edit", "insert", "delete"]
-    doc: Any
-    path: str
-    cell_id: str
-    cell_type: str
-    before: str | None  # None for an insert
-    after: str | None  # None for a delete
-    after_cell_id: str | None = None
-    problem: str | None = None
-
-
-# -- files ------------------------------------------------------------------------------
-
-
-@dataclass
-class TreeEntry:
-    rel: str
-    kind: Literal["file", "dir", "link"]
-    data: bytes | None = None
-    target: str | None = None
-    mode: int | None = None
-
-
-@dataclass
-class FileState:
-    """What was at a path: nothing, a file (its bytes), a directory (maybe its whole
-    tree), or a symlink. `data` may be dropped (too large) while `digest` stays."""
-
-    kind: Literal["absent", "file", "dir", "link"]
-    data: bytes | None = None
-    digest: str | None = None
-    mode: int | None = None
-    target: str | None = None
-    tree: list[TreeEntry] | None = None
-
-    @property
-    def size(self) -> int:
-        if self.data is not None:
-            return len(self.data)
-        return sum(len(e.data or b"") for e in self.tree or [])
-
-    def same_as(self, other: FileState) -> bool:
-        if self.kind != other.kind:
-            return False
-        if self.kind == "file":
-            return self.digest == other.digest
-        if self.kind == "link":
-            return self.target == other.target
-        return True
-
-
-@dataclass
-class FileToken:
-    path: str
-    display: str
-    before: FileState
-    problem: str | None = None
-
-
-@dataclass
-class FileChange:
-    path: str
-    display: str
-    before: FileState
-    after: FileState
-    problem: str | None = None  # why the content before cannot be restored
-
-    @property
-    def kind(self) -> str:
-        if self.before.kind == "absent":
-            return "created"
-        if self.after.kind == "absent":
-            return "deleted"
-        return "changed"
-
-
-# -- variables --------------------------------------------------------------------------
-
-
-class ValueRef:
-    """Recognises a value later by identity without keeping it alive where possible."""
-
-    def __init__(self, value: Any) -> None:
-        self.absent = value is ABSENT
-        self.id = id(value)
-        self.type = type(value)
-        self._weak: weakref.ref[Any] | None = None
-        self._strong: Any = None
-        self.exact = True
-        if self.absent:
-            return
-        try:
-            self._weak = weakref.ref(value)
-        except TypeError:
-            if snap.size_of(value) <= _STRONG_AFTER_MAX:
-                self._strong = value
-            else:
-                self.exact = False  # id and type only
-
-    def is_value(self, value: Any) -> bool:
-        if self.absent:
-            return value is ABSENT
-        if self._weak is not None:
-            return self._weak() is value
-        if self.exact:
-            return self._strong is value
-        return id(value) == self.id and type(value) is self.type
-
-    def in_namespace(self, namespace: dict[str, Any], name: str) -> bool:
-        return self.is_value(namespace.get(name, ABSENT))
-
-    def same_target(self, other: ValueRef) -> bool:
-        """Both refer to the same value."""
-        if self.absent or other.absent:
-            return self.absent and other.absent
-        if self._weak is not None:
-            value = self._weak()
-            return value is not None and other.is_value(value)
-        if self.exact:
-            return other.is_value(self._strong)
-        return self.id == other.id and self.type is other.type
-
-
-@dataclass
-class VariableChange:
-    name: str
-    namespace: dict[str, Any]
-    before: Any  # the value to put back (the object itself, or a copy); ABSENT if created
-    before_desc: str
-    after: ValueRef
-    after_desc: str
-    mutated: bool = False  # the object was changed in place (`before` is a copy)
-    created: bool = False  # the name did not exist before the turn
-    original: ValueRef | None = None  # the object `before` stands for, when it is a copy
-    size: int = 0  # bytes the record keeps alive
-    problem: str | None = None
-
-    @property
-    def kind(self) -> str:
-        if self.created:
-            return "created"
-        if self.after.absent:
-            return "deleted"
-        return "changed in place" if self.mutated else "rebound"
-
-
-@dataclass
-class PythonToken:
-    namespace: dict[str, Any]
-    refs: dict[str, Any]  # every tracked name's value before the run
-    names: snap.CodeNames | None
-    copies: dict[str, tuple[Any, int]]  # name -> (copy, size)
-    fingerprints: dict[str, bytes]
-    uncopied: dict[str, str]  # name -> why no copy was taken
-    hidden: Container[str]
-    turn: TurnRecord
-    failed: bool = False  # recording failed before the run: nothing is recorded after it
-
-
-# -- turns ------------------------------------------------------------------------------
-
-
-@dataclass
-class TurnRecord:
-    number: int
-    label: str
-    limit: int  # bytes of snapshots this turn may keep
-    started: float = field(default_factory=time.time)
-    cells: list[CellChange] = field(default_factory=list)
-    files: dict[str, FileChange] = field(default_factory=dict)
-    variables: dict[str, VariableChange] = field(default_factory=dict)
-    undone: bool = False
-
-    @property
-    def used(self) -> int:
-        kept = sum(c.before.size for c in self.files.values())
-        return kept + sum(v.size for v in self.variables.values())
-
-    @property
-    def empty(self) -> bool:
-        return not (self.cells or self.files or self.variables)
 
 
 def _hook(fallback: Callable[..., Any] | None = None) -> Callable[[F], F]:
@@ -398,7 +198,7 @@ class Recorder:
             room = max(turn.limit - turn.used, 0)
         if path in turn.files:  # the turn already holds what was there before it
             return FileToken(path, display or path, turn.files[path].before)
-        state, problem = _read_state(path, room, turn.limit, keep_tree=tree)
+        state, problem = read_state(path, room, turn.limit, keep_tree=tree)
         return FileToken(path, display or path, state, problem)
 
     @_hook()
@@ -406,9 +206,9 @@ class Recorder:
         """Call after the change succeeded. `after`: the bytes written, if known (else
         the path is read again)."""
         if after is not None:
-            now = FileState("file", data=after, digest=_digest(after))
+            now = FileState("file", data=after, digest=content_digest(after))
         else:
-            now, _ = _read_state(token.path, _STRONG_AFTER_MAX, 0, keep_tree=False)
+            now, _ = read_state(token.path, STRONG_AFTER_MAX, 0, keep_tree=False)
         with self._lock:
             turn = self.current
             existing = turn.files.get(token.path)
@@ -692,74 +492,3 @@ def location_path(root: str | os.PathLike[str], loc: Any) -> str:
 
 def _describe(value: Any) -> str:
     return "(not defined)" if value is ABSENT else snap.describe(value)
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _read_state(
-    path: str, room: int, limit: int, *, keep_tree: bool = True
-) -> tuple[FileState, str | None]:
-    """What is at `path` now, with its content if it fits in `room` bytes."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return FileState("absent"), None
-    except OSError as exc:
-        return FileState("absent"), f"it could not be read ({exc.strerror})"
-    mode = stat.S_IMODE(st.st_mode)
-    if stat.S_ISLNK(st.st_mode):
-        return FileState("link", target=os.readlink(path), mode=mode), None
-    if stat.S_ISDIR(st.st_mode):
-        if not keep_tree:
-            return FileState("dir", mode=mode), None
-        tree, problem = _read_tree(path, room, limit)
-        return FileState("dir", mode=mode, tree=tree), problem
-    if not stat.S_ISREG(st.st_mode):
-        return FileState("absent"), "it is not a regular file"
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        return FileState("file", mode=mode), f"it could not be read ({exc.strerror})"
-    digest = _digest(data)
-    if len(data) > room:
-        return FileState("file", digest=digest, mode=mode), (
-            f"it is too large to keep a copy ({human_size(len(data))}; the undo_snapshot_mb "
-            f"limit is {human_size(limit)})"
-        )
-    return FileState("file", data=data, digest=digest, mode=mode), None
-
-
-def _read_tree(root: str, room: int, limit: int) -> tuple[list[TreeEntry] | None, str | None]:
-    entries: list[TreeEntry] = []
-    total = 0
-    for directory, dirs, files in os.walk(root):
-        dirs.sort()
-        rel_dir = os.path.relpath(directory, root)
-        for name in sorted(dirs):
-            full = os.path.join(directory, name)
-            rel = os.path.normpath(os.path.join(rel_dir, name))
-            if os.path.islink(full):
-                entries.append(TreeEntry(rel, "link", target=os.readlink(full)))
-            else:
-                entries.append(TreeEntry(rel, "dir", mode=stat.S_IMODE(os.lstat(full).st_mode)))
-        for name in sorted(files):
-            full = os.path.join(directory, name)
-            rel = os.path.normpath(os.path.join(rel_dir, name))
-            st = os.lstat(full)
-            if stat.S_ISLNK(st.st_mode):
-                entries.append(TreeEntry(rel, "link", target=os.readlink(full)))
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                return None, f"it holds {rel}, which is not a regular file"
-            total += st.st_size
-            if total > room:
-                return None, (
-                    f"it is too large to keep a copy (more than {human_size(room)}; the "
-                    f"undo_snapshot_mb limit is {human_size(limit)})"
-                )
-            with open(full, "rb") as f:
-                entries.append(TreeEntry(rel, "file", data=f.read(), mode=stat.S_IMODE(st.st_mode)))
-    return entries, None

@@ -20,7 +20,9 @@ from ..redact import redact
 from ..tools.base import ToolError
 from ..tools.clip import clip_text
 from ..tools.workspace import atomic_write
-from .records import ABSENT, FileChange, FileState, TurnRecord, ValueRef, _read_state, release
+from .changes import ABSENT, FileChange, FileState, TurnRecord, ValueRef
+from .file_snapshot import read_state
+from .records import release
 
 if TYPE_CHECKING:
     from ..notebook.document import NotebookDocument
@@ -199,7 +201,7 @@ def _undo_files(turn: TurnRecord, report: UndoReport) -> None:
         if change.problem:
             report.not_restored.append(f"{where}: {change.problem}")
             continue
-        now, _ = _read_state(change.path, 0, 0, keep_tree=False)
+        now, _ = read_state(change.path, 0, 0, keep_tree=False)
         if not now.same_as(change.after):
             report.not_restored.append(
                 f"{where}: it was changed after the turn, so it was left as it is"
