@@ -177,12 +177,9 @@ class Warmup:
 
     def _step(self) -> bool:
         """Run the greenlet for about `step_seconds`; True when the plan is done."""
-        if self._greenlet is None:
-            try:
-                self._greenlet = importlib.import_module("greenlet")
-            except ImportError:
-                self.stats.failed.append("greenlet is not installed")
-                return True
+        if self._greenlet_module() is None:
+            self.stats.failed.append("greenlet is not installed")
+            return True
         if self._hidden and not self._unhide():
             self._drop_half_import()
         if sys.meta_path[0] is not self._finder:  # a finder added since goes after it
@@ -289,29 +286,42 @@ class Warmup:
         until = next((i for i, u in enumerate(self.units) if not u.turn), len(self.units))
         if self.next_unit >= until:
             return
-        if self._greenlet is None:
-            try:
-                self._greenlet = importlib.import_module("greenlet")
-            except ImportError:
-                return
+        if self._greenlet_module() is None:
+            return
         if self._hidden and not self._unhide(importer=self._thread):
             self._drop_half_import()
         started = time.perf_counter()
         self._finish_until = until
+        try:
+            self._resume()
+        finally:
+            self._finish_until = None
+            self.stats.for_turn_seconds += time.perf_counter() - started
+        if self._glet is None:
+            self._end("done")
+
+    def _greenlet_module(self) -> Any:
+        """The greenlet package, imported at the first step (None if not installed)."""
+        if self._greenlet is None:
+            try:
+                self._greenlet = importlib.import_module("greenlet")
+            except ImportError:
+                return None
+        return self._greenlet
+
+    def _resume(self) -> None:
+        """Run the greenlet (a new one from `next_unit` if none) until it pauses or ends.
+        A failure drops it with the modules it left half-imported."""
         if self._glet is None:
             self._glet = self._greenlet.greenlet(self._work)
         try:
             self._glet.switch()
         except BaseException:
             self._glet = None
-            self._drop_orphans(self._unit_modules)
+            self._drop_orphans(self._unit_modules | (set(sys.modules) - self._unit_start))
             raise
-        finally:
-            self._finish_until = None
-            self.stats.for_turn_seconds += time.perf_counter() - started
         if self._glet.dead:
             self._glet = None
-            self._end("done")
 
     def finish_import_for(self, name: str) -> Any:
         """User code on the main thread imports `name`, which the warm-up is half-way
@@ -333,17 +343,11 @@ class Warmup:
         except RuntimeError:  # called from outside importlib, without its lock
             released = False
         try:
-            self._glet.switch()
-        except BaseException:
-            self._glet = None
-            self._drop_orphans(self._unit_modules)
-            raise
+            self._resume()
         finally:
             if released:
                 _imp.acquire_lock()
             self._finishing = False
-        if self._glet.dead:
-            self._glet = None
         self._hide()
         self.stats.finished_for_cells += 1
         module = sys.modules.get(name)
