@@ -157,6 +157,25 @@ def test_a_first_turn_during_the_warm_up_finishes_what_a_turn_needs_first(kernel
     wait_until(kernel, "w.state == 'done'")
 
 
+def test_a_panel_turn_during_the_warm_up_imports_on_the_kernel_thread(kernel, fake_api):
+    # The panel's turn runs in a worker thread: importing the SDK there while the warm-up
+    # imports it on the kernel's thread deadlocked on the package's import locks now and
+    # then (the worker's import failed). The turn's parts are done before it starts.
+    printed(kernel, LOAD_IN_SMALL_STEPS)
+    wait_until(kernel, "w.suspended_in_import")
+    fake_api.enqueue("Hello from the panel.")
+    cell = (
+        "import nbagent\n"
+        "p = nbagent.chat()\n"
+        "p.send('hi')\n"
+        "p.wait(60)\n"
+        "print('Hello from the panel.' in p.history_html())"
+    )
+    assert printed(kernel, cell) == "True"
+    shown = printed(kernel, WARMUP + "print(w.stats.for_turn_seconds > 0, w.stats.failed)")
+    assert shown == "True []"
+
+
 def test_a_thread_does_not_wait_on_the_lock_of_a_module_the_warm_up_has_not_created(kernel):
     # `from .pkg.mod import x` takes mod's import lock, then runs pkg: suspended there,
     # the warm-up holds the lock of a module that is not in sys.modules yet. A thread

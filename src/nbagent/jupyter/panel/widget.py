@@ -18,6 +18,7 @@ import ipywidgets as widgets
 
 from ...events import Event, Notice, ToolCall, Usage
 from ...render.transcript import Transcript
+from .. import warmup
 from .history import SeenMessages, history_widgets
 from .html import approval_html, error_html, usage_html, user_html
 from .main_thread import MainThreadCalls, kernel_loop
@@ -253,6 +254,9 @@ class ChatPanel(widgets.VBox):
             self._finish_turn(error)
 
         self._set_running(True)
+        # The SDK imported here, on the kernel's thread, not in the worker's alongside the
+        # warm-up: two threads importing one package at once can deadlock on its locks.
+        warmup.finish_for_turn(self.session.shell)
         self.worker.start(
             make_events,
             on_event=on_event,

@@ -21,6 +21,12 @@ code and other threads never meet a half-initialised module: a cell that imports
 the SDK meanwhile gets its own complete import, and the warm-up then drops its
 half. Other work (schemas) is cut into atomic pieces between the same pauses.
 
+During a step the half-imported modules are visible, as in any import: a thread
+that starts importing the same package right then runs alongside it, and the SDK's
+circular imports can make one of the two fail with importlib's deadlock error, as
+two threads importing it at once can without nbagent. nbagent's own threads never
+do: a panel turn finishes the warm-up's turn parts on the kernel's thread first.
+
 Outside a kernel (terminal IPython) nothing is warmed: no event loop runs between
 prompts that this could share. Without the `greenlet` package, neither.
 

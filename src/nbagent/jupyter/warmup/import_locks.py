@@ -9,15 +9,24 @@ from collections.abc import Iterator
 from typing import Any
 
 
-def threads_waiting(names: list[str]) -> bool:
-    """Another thread waits for the import lock of one of `names`."""
+def others_need(thread: int, packages: list[str]) -> bool:
+    """Another thread waits for an import lock `thread` holds, or holds the import lock
+    of a module in or under `packages` (it is importing a submodule of a package
+    `thread` is half-way through: taking the package out of sys.modules now would
+    leave that import without its parent)."""
     locks = module_locks()
     if locks is None:
         return False
-    for name in names:
-        ref = locks.get(name)
-        lock = ref() if ref is not None else None
-        if lock is not None and bool(getattr(lock, "waiters", None)):
+    under = tuple(name + "." for name in packages)
+    for name, ref in list(locks.items()):
+        lock = ref()
+        if lock is None:
+            continue
+        owner = getattr(lock, "owner", None)
+        if owner == thread:
+            if getattr(lock, "waiters", None):
+                return True
+        elif owner is not None and (name in packages or name.startswith(under)):
             return True
     return False
 

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any
 
-from .import_locks import held_by_other, import_lock, locks_held_by, module_locks, threads_waiting
+from .import_locks import held_by_other, import_lock, locks_held_by, module_locks, others_need
 from .plan import Unit
 
 log = logging.getLogger("nbagent.warmup")
@@ -44,6 +44,10 @@ class Stats:
         self.failed: list[str] = []
         self.timeline: list[tuple[str, float, float]] = []  # part, wall and work when done
         self.turn_ready: tuple[str, float, float] | None = None  # the last part a turn needs
+
+
+# Greenlets given up half-way through an import: never resumed, never unwound.
+_ABANDONED: list[Any] = []
 
 
 class _Abandon(BaseException):
@@ -195,13 +199,12 @@ class Warmup:
             # Nothing the imports print may land in the output of the last cell.
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 self._glet.switch()
-                # A thread that met a half-imported module waits for its import lock:
-                # go on until that import is done, or a cell joining the thread would
-                # wait for a warm-up that waits for the cell.
+                # A thread that met a half-imported module waits for its import lock, or
+                # imports a submodule of it: go on until one import or the other is done
+                # (a cell joining the thread would wait for a warm-up that waits for the
+                # cell; a package hidden under the thread's import breaks it).
                 while (
-                    not self._glet.dead
-                    and self._stack
-                    and threads_waiting(locks_held_by(self._thread))
+                    not self._glet.dead and self._stack and others_need(self._thread, self._stack)
                 ):
                     self._deadline = time.perf_counter() + self.step_seconds
                     self._glet.switch()
@@ -395,38 +398,23 @@ class Warmup:
         return True
 
     def _drop_half_import(self) -> None:
-        """User code imported what the greenlet was half-way through: unwind the greenlet's
-        import with its own modules in place, then give the user's back."""
+        """Give up the half-done import (user code imported the same modules meanwhile,
+        or the warm-up stops): its modules stay out of sys.modules and its import locks
+        out of importlib's table, for good, and its greenlet stays suspended, kept in
+        `_ABANDONED`. Unwinding it instead runs importlib's cleanup, which deletes
+        `sys.modules[name]` whoever's module is there: another thread importing the
+        same package met a missing parent (KeyError: 'anthropic') or, with ours put back
+        for the unwinding, a half-initialised module. No thread waits on those locks
+        (`_step` never suspends while one does), and the next step starts the unit again.
+        """
         self.stats.dropped += 1
-        locks = module_locks()
-        with import_lock():
-            theirs = {n: sys.modules[n] for n in self._hidden if n in sys.modules}
-            their_locks = (
-                {n: locks[n] for n in self._hidden_locks if n in locks} if locks is not None else {}
-            )
-            ours = dict(self._hidden)
-            sys.modules.update(ours)
-            if locks is not None:
-                locks.update(self._hidden_locks)
+        if self._glet is not None and not self._glet.dead:
+            _ABANDONED.append(self._glet)  # a greenlet collected would be unwound
+        self._glet = None
         self._hidden.clear()
         self._hidden_locks.clear()
-        self._abandoning = True
-        try:
-            if self._glet is not None and not self._glet.dead:
-                self._glet.throw(_Abandon())
-        except _Abandon:
-            pass
-        finally:
-            self._abandoning = False
-            self._glet = None
-            self._stack.clear()
-            with import_lock():
-                for name, module in ours.items():
-                    if sys.modules.get(name) is module:
-                        del sys.modules[name]
-                sys.modules.update(theirs)
-                if locks is not None:
-                    locks.update(their_locks)
+        self._stack = []  # the abandoned frames keep the old list
+        self._importing = False
 
     def _drop_orphans(self, names: set[str]) -> None:
         """After a failed import: drop modules whose package is gone, as a fresh import
@@ -517,7 +505,8 @@ class _PausingLoader:
         module.__loader__ = self.loader
         warmup = self.warmup
         warmup._unit_modules.add(self.spec.name)
-        warmup._stack.append(self.spec.name)
+        stack = warmup._stack  # this greenlet's, even after it is abandoned
+        stack.append(self.spec.name)
         try:
             if isinstance(
                 self.loader,
@@ -526,7 +515,7 @@ class _PausingLoader:
                 warmup.pause()
             self.loader.exec_module(module)
         finally:
-            warmup._stack.pop()
+            stack.pop()
 
 
 class _Imported:
