@@ -155,6 +155,12 @@ def test_a_first_turn_during_the_warm_up_finishes_what_a_turn_needs_first(kernel
     shown = printed(kernel, left)
     assert shown.startswith("True [") and "True" not in shown[len("True ") :]
     wait_until(kernel, "w.state == 'done'")
+    # The default model's requests go through the beta client: its schemas were the
+    # turn's, the other API's were left for later.
+    turn_streams = (
+        WARMUP + "print(sorted(u.name for u in w.units if u.turn and 'stream' in u.name))"
+    )
+    assert printed(kernel, turn_streams) == "['beta stream parsing', 'beta stream schemas']"
 
 
 def test_a_panel_turn_during_the_warm_up_imports_on_the_kernel_thread(kernel, fake_api):

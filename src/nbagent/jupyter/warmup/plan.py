@@ -60,15 +60,22 @@ class Unit:
 
 def turn_plan(shell: Any) -> list[Unit]:
     """What a first `%%agent` turn pays for. Whatever is not done when the first cell
-    runs is paid there, so what every turn needs comes first, and the stream schemas
-    of the API a turn may not use (the beta client serves the newer models) last."""
-    return [
+    runs is paid there, so what every turn needs comes first. The stream schemas of
+    the API the first turn does not use (the beta client serves server-side context
+    management) go last, once the agent's settings say which one that is."""
+    units: list[Unit] = []
+
+    def agent_and_tools(pause: Callable[[], None]) -> None:
+        beta = _agent_and_tools(shell, pause)
+        _leave_for_later(units, "stream" if beta else "beta stream")
+
+    units[:] = [
         Unit("import anthropic", module="anthropic"),
         # The HTTP library's connection layer, imported when the first client is made.
         Unit("import httpcore2", module="httpcore2", optional=True),
         Unit("import httpcore", module="httpcore", optional=True),
         *[Unit(f"import {name}", module=name) for name in TURN_MODULES],
-        Unit("agent, tool schemas, client", work=lambda pause: _agent_and_tools(shell, pause)),
+        Unit("agent, tool schemas, client", work=agent_and_tools),
         Unit("beta stream schemas", work=lambda pause: _stream_schemas(pause, beta=True)),
         Unit("beta stream parsing", work=lambda pause: _stream_parsing(pause, beta=True)),
         Unit("stream schemas", work=lambda pause: _stream_schemas(pause, beta=False)),
@@ -79,6 +86,18 @@ def turn_plan(shell: Any) -> list[Unit]:
             turn=False,
         ),
     ]
+    return units
+
+
+def _leave_for_later(units: list[Unit], api: str) -> None:
+    """The stream units of the API the first turn does not use ("stream", "beta
+    stream") are not the turn's: they go after everything the turn needs."""
+    later = [u for u in units if u.name in (f"{api} schemas", f"{api} parsing")]
+    for unit in later:
+        units.remove(unit)
+        unit.turn = False
+    first_later = next((i for i, u in enumerate(units) if not u.turn), len(units))
+    units[first_later:first_later] = later
 
 
 def package_modules(package: str, skip: tuple[str, ...] = ()) -> list[str]:
@@ -246,10 +265,12 @@ def _canned_stream() -> bytes:
     return "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events).encode()
 
 
-def _agent_and_tools(shell: Any, pause: Callable[[], None]) -> None:
+def _agent_and_tools(shell: Any, pause: Callable[[], None]) -> bool:
     """The kernel session's agent (settings, workspace, tools) in one piece, each tool's
     schema and input validator, then the provider's client for the current settings
-    (the first turn reuses it while they hold): what the first request needs."""
+    (the first turn reuses it while they hold): what the first request needs. True if
+    that request goes through the SDK's beta client (server-side context management)."""
+    from ...request import plan_request
     from ..session import get_session
 
     agent = get_session(shell).agent
@@ -260,3 +281,5 @@ def _agent_and_tools(shell: Any, pause: Callable[[], None]) -> None:
         getattr(tool, "_validated", None)
         pause()
     getattr(agent.provider, "client", None)
+    context = plan_request(agent.current_settings()).context
+    return context is not None and (context.server or context.context_editing)
