@@ -8,7 +8,7 @@ import threading
 import anthropic
 import pytest
 
-from nbagent import Agent, ToolError, tool
+from nbagent import Agent, tool
 from nbagent.events import (
     ApprovalRequest,
     ErrorEvent,
@@ -23,53 +23,9 @@ from nbagent.events import (
 )
 from tests.fake_anthropic import cut, error, reply, text, thinking, tool_use
 from tests.helpers import assert_valid_history, result_text, tool_results
+from tests.sample_tools import add, explode, refuse_politely, save_note, written
 
 pytestmark = pytest.mark.usefixtures("in_tmp")
-
-
-@tool(read_only=True)
-def add(a: int, b: int) -> str:
-    """Add two integers.
-
-    Args:
-        a: first number
-        b: second number
-    """
-    return str(a + b)
-
-
-written: list[str] = []
-
-
-@tool(category="write")
-def save_note(note: str) -> str:
-    """Save a note.
-
-    Args:
-        note: the note text
-    """
-    written.append(note)
-    return "saved"
-
-
-@tool
-def explode(reason: str) -> str:
-    """Always fails.
-
-    Args:
-        reason: why
-    """
-    raise RuntimeError(f"boom: {reason}")
-
-
-@tool(read_only=True)
-def refuse_politely(x: str) -> str:
-    """Raises a ToolError.
-
-    Args:
-        x: anything
-    """
-    raise ToolError(f"cannot handle {x}")
 
 
 def make_agent(**kwargs) -> Agent:

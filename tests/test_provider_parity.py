@@ -19,7 +19,7 @@ import anthropic
 import openai
 import pytest
 
-from nbagent import Agent, ToolError, tool
+from nbagent import Agent, tool
 from nbagent.events import (
     ApprovalRequest,
     TextDelta,
@@ -37,6 +37,7 @@ from tests.fake_anthropic import FAKE_API_KEY, FakeAnthropic, cut, error, reply,
 from tests.fake_anthropic import tool_use as call
 from tests.fake_openai import FAKE_OPENAI_KEY, FakeOpenAI
 from tests.helpers import assert_valid_history
+from tests.sample_tools import add, explode, refuse_politely, save_note, written
 
 pytestmark = pytest.mark.usefixtures("in_tmp")
 
@@ -96,51 +97,6 @@ def backend(request) -> Iterator[Backend]:
     else:
         with FakeOpenAI(api_key=FAKE_OPENAI_KEY) as server:
             yield Backend("openai", server, "gpt-5.1", openai)
-
-
-@tool(read_only=True)
-def add(a: int, b: int) -> str:
-    """Add two integers.
-
-    Args:
-        a: first number
-        b: second number
-    """
-    return str(a + b)
-
-
-written: list[str] = []
-
-
-@tool(category="write")
-def save_note(note: str) -> str:
-    """Save a note.
-
-    Args:
-        note: the note text
-    """
-    written.append(note)
-    return "saved"
-
-
-@tool
-def explode(reason: str) -> str:
-    """Always fails.
-
-    Args:
-        reason: why
-    """
-    raise RuntimeError(f"boom: {reason}")
-
-
-@tool(read_only=True)
-def refuse_politely(x: str) -> str:
-    """Raises a ToolError.
-
-    Args:
-        x: anything
-    """
-    raise ToolError(f"cannot handle {x}")
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from nbagent import Agent, tool
+from nbagent import Agent
 from nbagent.events import Event, TextDelta, ToolCallStart, ToolResultEvent
 from nbagent.providers.anthropic_api import AnthropicProvider
 from nbagent.providers.base import ModelResponse
@@ -26,21 +26,11 @@ from nbagent.providers.xml_tools import (
 from tests.fake_anthropic import FakeAnthropic, reply, text
 from tests.fake_openai import FakeOpenAI
 from tests.helpers import assert_valid_history
+from tests.sample_tools import add
 
 pytestmark = pytest.mark.usefixtures("in_tmp")
 
 CALL = '<tool_call>\n{"name": "add", "arguments": {"a": 2, "b": 3}}\n</tool_call>'
-
-
-@tool(read_only=True)
-def add(a: int, b: int) -> str:
-    """Add two integers.
-
-    Args:
-        a: first number
-        b: second number
-    """
-    return str(a + b)
 
 
 def feed_all(parser: CallParser, chunks: list[str]) -> list[tuple[str, Any]]:
