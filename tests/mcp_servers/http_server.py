@@ -3,18 +3,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
+from failures import PNG, add_failing_tools  # this folder: the servers run as scripts
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.utilities.types import Image
 from mcp.types import ToolAnnotations
-
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e7c2"
-    "0fe30000000049454e44ae426082"
-)
 
 server = MCPServer("nbagent-test-http", log_level="WARNING")
 records = {"alpha": "1", "beta": "2"}
@@ -46,19 +40,7 @@ def snapshot() -> Image:
     return Image(data=PNG, format="png")
 
 
-@server.tool(annotations=ToolAnnotations(read_only_hint=True))
-def crash() -> str:
-    """Kill the server in the middle of the call."""
-    os._exit(3)
-
-
-@server.tool(annotations=ToolAnnotations(read_only_hint=True))
-async def hang() -> str:
-    """Never answer."""
-    import anyio
-
-    await anyio.sleep(3600)
-    return "unreachable"
+add_failing_tools(server)
 
 
 if __name__ == "__main__":
