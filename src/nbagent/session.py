@@ -397,8 +397,8 @@ class Session:
 
         settings = self.resolve()
         compaction = settings.compaction
-        if (settings.base_url or "") in self.context_refused_by and compaction != "off":
-            compaction = "client"  # the endpoint refused the server side
+        if not self._takes_server_context(settings) and compaction != "off":
+            compaction = "client"
         return context_report(
             history=self.history,
             system=self._system,
@@ -498,8 +498,7 @@ class Session:
         if mcp:  # mcp (issue 12): servers start (or are reused); their secrets are redacted
             self._update_mcp(settings, may_start, notices.append)
             set_declared_secrets([*(settings.secrets or ()), *self.mcp_secrets()])
-        endpoint = settings.base_url or ""
-        plan = plan_request(settings, server_context=endpoint not in self.context_refused_by)
+        plan = plan_request(settings, server_context=self._takes_server_context(settings))
         notices += [Notice(text, "warning") for text in plan.notices]
         self.tool_runner.max_output_chars = settings.max_tool_output_chars
         provider = self.provider_for(settings)
@@ -560,6 +559,8 @@ class Session:
         if plan.context is not None:  # context (issue 10): measure; compact when needed
             from .context import SessionContext, meter_of
 
+            endpoint = settings.base_url or ""
+
             def refused() -> tuple[Any, str]:
                 self.context_refused_by.add(endpoint)
                 policy = request.without_server_context()
@@ -583,6 +584,10 @@ class Session:
             )
         self._turn_ctx = turn
         return turn, notices
+
+    def _takes_server_context(self, settings: Settings) -> bool:
+        """False once the settings' endpoint refused server-side context management."""
+        return (settings.base_url or "") not in self.context_refused_by
 
     def _record_usage(self, response: ModelResponse) -> Usage:
         from .models import cost_usd
