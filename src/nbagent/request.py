@@ -7,7 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import Settings, missing_key_message
-from .context.server_compaction import ContextPolicy, context_policy, request_params
+from .context.server_compaction import (
+    ContextPolicy,
+    context_policy,
+    request_params,
+    without_server_side,
+)
 from .errors import ConfigError
 from .history import request_messages
 from .models import effort_param, model_info, thinking_param
@@ -28,7 +33,6 @@ class RequestPlan:
 def plan_request(settings: Settings, *, server_context: bool = True) -> RequestPlan:
     """`server_context=False`: the endpoint refused server-side context management
     earlier in the session, so none is planned (compaction runs on the client)."""
-    from .context.server_compaction import without_server_side
     from .models import unknown_model_notice
 
     info = model_info(settings.model)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..events import Event, Notice, Usage
 from ..history import since_last_compaction
 from ..models import model_info
+from ..providers.error_text import api_message
 from ..redact import current_redactor
 from .client_compaction import (
     KEEP_SHARE,
@@ -171,7 +172,8 @@ class SessionContext:
             self.policy, endpoint = self.on_refused()
             yield Notice(
                 f"{endpoint} does not take server-side context management "
-                f"({_first_line(exc)}): sent again without it; the conversation is compacted "
+                f"({_first_line(api_message(exc))}): sent again without it; the conversation "
+                "is compacted "
                 "on the client from now on.",
                 "warning",
             )
@@ -472,6 +474,6 @@ def meter_of(owner: Any) -> ContextMeter:
     return meter
 
 
-def _first_line(exc: BaseException, limit: int = 160) -> str:
-    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+def _first_line(message: str, limit: int = 160) -> str:
+    text = (message.strip().splitlines() or [""])[0]
     return text if len(text) <= limit else text[: limit - 1] + "…"
